@@ -1,0 +1,161 @@
+// The simulated machine: one kernel instance with its geometry, profile, tunables, physical
+// memory, page tables, swap, processes and counters. Operations (faults, madvise, mmap, fork, ...)
+// are step functions in their own files that take this object.
+
+import { BuddyAllocator } from './buddy.ts';
+import { FolioTable, PG_DEFERRED, PG_PARTIALLY_MAPPED, PG_ZERO, PG_ANON } from './folio.ts';
+import { type Geometry, type GeometryName, geometry } from './geometry.ts';
+import { BalanceSink, LockTable } from './locks.ts';
+import { PageTables } from './pgtable.ts';
+import { type KernelProfile, type ProfileName, DEFAULT_PROFILE, profile } from './profile.ts';
+import { Rng } from './rng.ts';
+import { type ThpSettings, defaultSettings } from './settings.ts';
+import { Stats } from './stats.ts';
+import { type EventSink, type Step, runStep } from './step.ts';
+import { SwapDevice } from './swap.ts';
+import { AnonVma, Mm, Vma } from './vma.ts';
+
+export interface KernelConfig {
+  geometry?: GeometryName;
+  profile?: ProfileName;
+  /** Physical memory in bytes. */
+  ramBytes?: number;
+  /** Swap device size in bytes (0: no swap). */
+  swapBytes?: number;
+  seed?: number;
+  /** Track real lock state (tests) instead of only counting (fast runs). */
+  strictLocks?: boolean;
+}
+
+export const NO_PFN = -1;
+
+export class Kernel {
+  readonly geo: Geometry;
+  readonly profile: KernelProfile;
+  readonly settings: ThpSettings;
+  readonly stats: Stats;
+  readonly buddy: BuddyAllocator;
+  readonly folios: FolioTable;
+  readonly pt: PageTables;
+  readonly swap: SwapDevice;
+  readonly rng: Rng;
+  readonly sink: EventSink;
+  readonly nrPages: number;
+  /** The shared zero page (ZERO_PAGE(0)); reserved, never in the buddy allocator. */
+  readonly zeroPfn = 0;
+  /** The huge zero folio, allocated on first use (get_huge_zero_folio). */
+  hugeZeroPfn = NO_PFN;
+  readonly mms = new Map<number, Mm>();
+  /** Simulated time in milliseconds. */
+  clockMs = 0;
+  /** Deferred split queue (deferred_split_folio), in insertion order. */
+  readonly deferredSplit = new Set<number>();
+  readonly khugepaged = { pagesCollapsed: 0, fullScans: 0 };
+  private nextMmId = 1;
+  private nextVmaId = 1;
+  private nextAnonVmaId = 1;
+  private nextDataToken = 1;
+
+  constructor(cfg: KernelConfig = {}) {
+    this.geo = geometry(cfg.geometry ?? 'x86-64-4k');
+    this.profile = profile(cfg.profile ?? DEFAULT_PROFILE);
+    this.settings = defaultSettings(this.geo);
+    this.stats = new Stats(this.geo.maxPageOrder);
+    const ram = cfg.ramBytes ?? 1024 * 1024 * 1024;
+    this.nrPages = Math.floor(ram / this.geo.pageSize);
+    if (this.nrPages < 2) throw new Error(`ram must hold at least 2 pages (got ${ram} bytes)`);
+    this.folios = new FolioTable(this.nrPages);
+    this.buddy = new BuddyAllocator(this.nrPages, this.geo.maxPageOrder, (pfn) => pfn === this.zeroPfn);
+    this.folios.prep(this.zeroPfn, 0);
+    this.folios.set(this.zeroPfn, PG_ZERO);
+    this.pt = new PageTables(this.geo.entries);
+    this.swap = new SwapDevice(Math.floor((cfg.swapBytes ?? 0) / this.geo.pageSize));
+    this.rng = new Rng(cfg.seed ?? 1);
+    this.sink = cfg.strictLocks ? new LockTable() : new BalanceSink();
+  }
+
+  /** Run a step to completion on this kernel's event sink: the simulator engine. */
+  run<T>(step: Step<T>): T {
+    return runStep(step, this.sink, 0);
+  }
+
+  /** A fresh, never-reused content token for a user write. */
+  freshData(): number {
+    return this.nextDataToken++;
+  }
+
+  newMm(name: string): Mm {
+    const id = this.nextMmId++;
+    const pgd = this.pt.pgd.alloc(id);
+    this.pt.pgd.state[pgd] = 2; // T_LINKED: the PGD is linked to its mm for the mm's lifetime
+    const mm = new Mm(id, name, pgd);
+    this.mms.set(id, mm);
+    return mm;
+  }
+
+  newVma(mm: Mm, start: number, end: number, flags: number, pgoff: number, file: number, name: string): Vma {
+    return new Vma(this.nextVmaId++, mm, start, end, flags, pgoff, file, name);
+  }
+
+  newAnonVma(parent?: AnonVma): AnonVma {
+    return new AnonVma(this.nextAnonVmaId++, parent?.root);
+  }
+
+  mmByName(name: string): Mm | undefined {
+    for (const mm of this.mms.values()) if (mm.name === name) return mm;
+    return undefined;
+  }
+
+  /** folio_alloc: a folio of this order with one reference, or NO_PFN. */
+  allocFolio(order: number): number {
+    const pfn = this.buddy.alloc(order);
+    if (pfn === NO_PFN) return NO_PFN;
+    this.folios.prep(pfn, order);
+    return pfn;
+  }
+
+  /** folio_get. */
+  folioGet(head: number, n = 1): void {
+    this.folios.refcount[head] += n;
+  }
+
+  /** folio_put: free the folio when the last reference goes. */
+  folioPut(head: number, n = 1): void {
+    const f = this.folios;
+    if (f.flags[head] & PG_ZERO) return;
+    f.refcount[head] -= n;
+    if (f.refcount[head] > 0) return;
+    if (f.refcount[head] < 0) throw new Error(`folio ${head}: refcount underflow`);
+    if (f.flags[head] & PG_DEFERRED) this.deferredSplitRemove(head);
+    const order = f.order[head];
+    f.reset(head);
+    this.buddy.free(head, order);
+  }
+
+  /** deferred_split_folio: queue a large anon folio; partially mapped ones are counted. */
+  deferredSplitAdd(head: number, partiallyMapped: boolean): void {
+    const f = this.folios;
+    const order = f.order[head];
+    if (order <= 1 || !(f.flags[head] & PG_ANON)) return;
+    if (partiallyMapped && !(f.flags[head] & PG_PARTIALLY_MAPPED)) {
+      f.set(head, PG_PARTIALLY_MAPPED);
+      this.stats.event('thp_deferred_split_page');
+      this.stats.mthpStat(order, 'split_deferred');
+      this.stats.mthpStat(order, 'nr_anon_partially_mapped');
+    } else if (!partiallyMapped && order !== this.geo.pmdOrder) return;
+    if (!(f.flags[head] & PG_DEFERRED)) {
+      f.set(head, PG_DEFERRED);
+      this.deferredSplit.add(head);
+    }
+  }
+
+  deferredSplitRemove(head: number): void {
+    const f = this.folios;
+    if (f.flags[head] & PG_PARTIALLY_MAPPED) {
+      f.clear(head, PG_PARTIALLY_MAPPED);
+      this.stats.mthpStat(f.order[head], 'nr_anon_partially_mapped', -1);
+    }
+    f.clear(head, PG_DEFERRED);
+    this.deferredSplit.delete(head);
+  }
+}
