@@ -32,7 +32,12 @@ export class BuddyAllocator {
         continue;
       }
       let order = this.maxOrder;
-      while (order > 0 && (pfn % 2 ** order !== 0 || pfn + 2 ** order > nrPages || this.anyReserved(pfn, 2 ** order, reserved)))
+      while (
+        order > 0 &&
+        (pfn % 2 ** order !== 0 ||
+          pfn + 2 ** order > nrPages ||
+          this.anyReserved(pfn, 2 ** order, reserved))
+      )
         order--;
       this.freeBlock(pfn, order);
       this.freePages += 2 ** order;

@@ -25,6 +25,8 @@ export const PG_DEFERRED = 1 << 12;
 export const PG_ZERO = 1 << 13;
 /** File page-cache folio (used from the file-collapse issue on). */
 export const PG_FILE = 1 << 14;
+/** Per page: PageAnonExclusive, the page is known to be exclusive to one mapping. */
+export const PG_ANON_EXCLUSIVE = 1 << 15;
 
 export const NO_MM = -1;
 
@@ -117,6 +119,7 @@ export class FolioTable {
       this.data[head + i] = 0;
       if (i > 0) {
         this.flags[head + i] = PG_TAIL;
+        // PG_ANON_EXCLUSIVE lives on each page; the other flags only on the head.
         this.order[head + i] = 0;
         // Tail pages point back at their head through mapping (compound_head()).
         this.mapping[head + i] = head;
@@ -157,7 +160,8 @@ export class FolioTable {
       this.flags[head] |= PG_MAYBE_SHARED;
       return;
     }
-    if (this.mmId0[head] !== NO_MM && this.mmId1[head] !== NO_MM) this.flags[head] |= PG_MAYBE_SHARED;
+    if (this.mmId0[head] !== NO_MM && this.mmId1[head] !== NO_MM)
+      this.flags[head] |= PG_MAYBE_SHARED;
   }
 
   /** folio_sub_return_large_mapcount: drop mm's mappings; clear the shared hint when one mm owns all. */

@@ -76,7 +76,8 @@ const TABLE: Record<GeometryName, Geometry> = {
 
 export function geometry(name: GeometryName): Geometry {
   const g = TABLE[name];
-  if (!g) throw new Error(`unknown geometry '${name}' (expected one of ${GEOMETRY_NAMES.join(', ')})`);
+  if (!g)
+    throw new Error(`unknown geometry '${name}' (expected one of ${GEOMETRY_NAMES.join(', ')})`);
   return g;
 }
 

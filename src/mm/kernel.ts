@@ -46,11 +46,14 @@ export class Kernel {
   /** The huge zero folio, allocated on first use (get_huge_zero_folio). */
   hugeZeroPfn = NO_PFN;
   readonly mms = new Map<number, Mm>();
+  readonly anonVmas = new Map<number, AnonVma>();
   /** Simulated time in milliseconds. */
   clockMs = 0;
   /** Deferred split queue (deferred_split_folio), in insertion order. */
   readonly deferredSplit = new Set<number>();
   readonly khugepaged = { pagesCollapsed: 0, fullScans: 0 };
+  /** khugepaged's mm_slot list, in registration order (mm ids). */
+  readonly khugepagedSlots: number[] = [];
   private nextMmId = 1;
   private nextVmaId = 1;
   private nextAnonVmaId = 1;
@@ -65,7 +68,11 @@ export class Kernel {
     this.nrPages = Math.floor(ram / this.geo.pageSize);
     if (this.nrPages < 2) throw new Error(`ram must hold at least 2 pages (got ${ram} bytes)`);
     this.folios = new FolioTable(this.nrPages);
-    this.buddy = new BuddyAllocator(this.nrPages, this.geo.maxPageOrder, (pfn) => pfn === this.zeroPfn);
+    this.buddy = new BuddyAllocator(
+      this.nrPages,
+      this.geo.maxPageOrder,
+      (pfn) => pfn === this.zeroPfn,
+    );
     this.folios.prep(this.zeroPfn, 0);
     this.folios.set(this.zeroPfn, PG_ZERO);
     this.pt = new PageTables(this.geo.entries);
@@ -93,12 +100,22 @@ export class Kernel {
     return mm;
   }
 
-  newVma(mm: Mm, start: number, end: number, flags: number, pgoff: number, file: number, name: string): Vma {
+  newVma(
+    mm: Mm,
+    start: number,
+    end: number,
+    flags: number,
+    pgoff: number,
+    file: number,
+    name: string,
+  ): Vma {
     return new Vma(this.nextVmaId++, mm, start, end, flags, pgoff, file, name);
   }
 
   newAnonVma(parent?: AnonVma): AnonVma {
-    return new AnonVma(this.nextAnonVmaId++, parent?.root);
+    const av = new AnonVma(this.nextAnonVmaId++, parent?.root);
+    this.anonVmas.set(av.id, av);
+    return av;
   }
 
   mmByName(name: string): Mm | undefined {
@@ -128,6 +145,7 @@ export class Kernel {
     if (f.refcount[head] < 0) throw new Error(`folio ${head}: refcount underflow`);
     if (f.flags[head] & PG_DEFERRED) this.deferredSplitRemove(head);
     const order = f.order[head];
+    if (order > 0 && f.flags[head] & PG_ANON) this.stats.mthpStat(order, 'nr_anon', -1);
     f.reset(head);
     this.buddy.free(head, order);
   }

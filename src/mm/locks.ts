@@ -75,7 +75,9 @@ export class LockTable implements EventSink {
     if (op === OP_ACQUIRE || op === OP_TRYLOCK) {
       if (!this.canAcquire(e, thread)) {
         if (op === OP_TRYLOCK) return false;
-        throw new LockError(`thread ${thread}: ${describeEvent(e)} would block (self-deadlock or contention)`);
+        throw new LockError(
+          `thread ${thread}: ${describeEvent(e)} would block (self-deadlock or contention)`,
+        );
       }
       this.take(ev(0, evClass(e), evId(e)), thread);
       return true;
@@ -88,7 +90,8 @@ export class LockTable implements EventSink {
     if (op === OP_DOWNGRADE) {
       const cls = evClass(e);
       const reader = READER_OF[cls];
-      if (reader === undefined) throw new LockError(`downgrade of a non-rwsem: ${describeEvent(e)}`);
+      if (reader === undefined)
+        throw new LockError(`downgrade of a non-rwsem: ${describeEvent(e)}`);
       this.drop(ev(0, cls, evId(e)), thread, e);
       this.take(ev(0, reader, evId(e)), thread);
       if (cls === L_MMAP_WRITE) this.dropVmaWriteLocks(thread);
@@ -108,7 +111,8 @@ export class LockTable implements EventSink {
   private drop(key: number, thread: number, e: number): void {
     const hs = this.held.get(key);
     const i = hs ? hs.findIndex((h) => h.thread === thread) : -1;
-    if (!hs || i < 0) throw new LockError(`thread ${thread}: ${describeEvent(e)} of a lock it does not hold`);
+    if (!hs || i < 0)
+      throw new LockError(`thread ${thread}: ${describeEvent(e)} of a lock it does not hold`);
     if (--hs[i].count === 0) hs.splice(i, 1);
     if (hs.length === 0) this.held.delete(key);
   }

@@ -121,7 +121,9 @@ export class TableLevel {
   /** pte_free / pmd_free. Freeing a table twice, or one still linked, is a model bug. */
   free(id: number): void {
     if (this.state[id] === T_FREE || this.state[id] === T_LINKED)
-      throw new Error(`${LEVEL_NAMES[this.level]} table ${id} freed while ${this.state[id] === T_FREE ? 'free' : 'linked'}`);
+      throw new Error(
+        `${LEVEL_NAMES[this.level]} table ${id} freed while ${this.state[id] === T_FREE ? 'free' : 'linked'}`,
+      );
     this.state[id] = T_FREE;
     this.freeIds[this.nrFreeIds++] = id;
     this.live--;

@@ -46,6 +46,9 @@ export const DEFAULT_PROFILE: ProfileName = 'linux-7.2';
 
 export function profile(name: ProfileName): KernelProfile {
   const p = PROFILES[name];
-  if (!p) throw new Error(`unknown kernel profile '${name}' (expected one of ${PROFILE_NAMES.join(', ')})`);
+  if (!p)
+    throw new Error(
+      `unknown kernel profile '${name}' (expected one of ${PROFILE_NAMES.join(', ')})`,
+    );
   return p;
 }

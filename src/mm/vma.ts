@@ -68,7 +68,16 @@ export class Vma {
   detached = false;
   name: string;
 
-  constructor(id: number, mm: Mm, start: number, end: number, flags: number, pgoff: number, file: number, name: string) {
+  constructor(
+    id: number,
+    mm: Mm,
+    start: number,
+    end: number,
+    flags: number,
+    pgoff: number,
+    file: number,
+    name: string,
+  ) {
     this.id = id;
     this.mm = mm;
     this.start = start;

@@ -1,7 +1,21 @@
 // The facade the scenario runner, the CLI and tests use: byte addresses in, kernel step functions
 // run to completion underneath. It holds no kernel logic of its own.
 
+import { smapsCounts } from '../mm/accounting.ts';
+import { userAccess } from '../mm/fault.ts';
+import { doFork } from '../mm/fork.ts';
+import { orderSizeKb, ordersDescending } from '../mm/geometry.ts';
+import { checkInvariants } from '../mm/invariants.ts';
 import { Kernel, type KernelConfig } from '../mm/kernel.ts';
+import { doMadvise } from '../mm/madvise.ts';
+import { doMmap, doMunmap, exitMmap, MmError } from '../mm/mmap.ts';
+import { doMprotect } from '../mm/mprotect.ts';
+import { doMremap } from '../mm/mremap.ts';
+import { deferredSplitScan } from '../mm/split.ts';
+import { MTHP_SERIES_STATS, MTHP_STAT_NAMES } from '../mm/stats.ts';
+import type { Step } from '../mm/step.ts';
+import { sysfsRead, sysfsWrite, SysfsError } from '../mm/sysfs.ts';
+import { VM_EXEC, VM_FLAG_NAMES, VM_MAYWRITE, VM_READ, VM_WRITE } from '../mm/vma.ts';
 import type { Mm, ThpDisable } from '../mm/vma.ts';
 
 export type Prot = 'none' | 'r' | 'rw' | 'rx' | 'rwx';
@@ -49,11 +63,26 @@ export interface Meminfo {
 /** Errors of the facade carry the errno name the kernel would return. */
 export class Errno extends Error {
   constructor(
-    readonly errno: 'EINVAL' | 'ENOMEM' | 'EBUSY' | 'EAGAIN' | 'EEXIST' | 'EFAULT' | 'ENOENT' | 'EPERM',
+    readonly errno:
+      'EINVAL' | 'ENOMEM' | 'EBUSY' | 'EAGAIN' | 'EEXIST' | 'EFAULT' | 'ENOENT' | 'EPERM',
     message: string,
   ) {
     super(`${errno}: ${message}`);
   }
+}
+
+function vmFlags(prot: Prot): number {
+  let f = VM_MAYWRITE;
+  if (prot.includes('r')) f |= VM_READ;
+  if (prot.includes('w')) f |= VM_WRITE;
+  if (prot.includes('x')) f |= VM_EXEC;
+  return f;
+}
+
+function flagString(flags: number): string {
+  return VM_FLAG_NAMES.filter(([bit]) => flags & bit)
+    .map(([, n]) => n)
+    .join(' ');
 }
 
 export class Machine {
@@ -62,77 +91,215 @@ export class Machine {
     this.kernel = new Kernel(cfg);
   }
 
+  private get pageSize(): number {
+    return this.kernel.geo.pageSize;
+  }
+
+  /** Byte range to page range; start must be page aligned, the length is rounded up. */
+  private pages(addr: number, len: number): [number, number] {
+    const ps = this.pageSize;
+    if (!Number.isSafeInteger(addr) || addr < 0 || addr % ps !== 0)
+      throw new Errno('EINVAL', `address ${addr} is not page aligned`);
+    if (!Number.isSafeInteger(len) || len < 0) throw new Errno('EINVAL', `bad length ${len}`);
+    return [addr / ps, (addr + len + ps - 1 - ((addr + len + ps - 1) % ps)) / ps];
+  }
+
+  private run<T>(step: Step<T>): T {
+    try {
+      return this.kernel.run(step);
+    } catch (e) {
+      if (e instanceof MmError) throw new Errno(e.errno, e.message);
+      throw e;
+    }
+  }
+
   /** A new process (its own mm). */
   spawn(name: string): Mm {
     return this.kernel.newMm(name);
   }
+
   /** Returns the start address in bytes. Throws Errno. */
-  mmap(_mm: Mm, _a: MmapArgs): number {
-    throw new Error('TODO');
+  mmap(mm: Mm, a: MmapArgs): number {
+    if (a.shared) throw new Errno('EINVAL', 'shared anonymous memory (shmem) is not modelled yet');
+    const ps = this.pageSize;
+    if (!(a.lengthBytes > 0)) throw new Errno('EINVAL', 'length must be positive');
+    const pages = Math.ceil(a.lengthBytes / ps);
+    let alignPages: number | undefined;
+    if (a.alignBytes !== undefined) {
+      if (
+        a.alignBytes % ps !== 0 ||
+        ((a.alignBytes & (a.alignBytes - 1)) !== 0 && a.alignBytes < 2 ** 31)
+      )
+        throw new Errno(
+          'EINVAL',
+          `alignment ${a.alignBytes} is not a power-of-two multiple of the page size`,
+        );
+      alignPages = a.alignBytes / ps;
+    }
+    let fixed: number | undefined;
+    if (a.addrBytes !== undefined) fixed = this.pages(a.addrBytes, 0)[0];
+    const start = this.run(
+      doMmap(this.kernel, mm, {
+        pages,
+        fixed,
+        alignPages,
+        flags: vmFlags(a.prot ?? 'rw'),
+        name: a.name ?? 'anon',
+      }),
+    );
+    return start * ps;
   }
-  munmap(_mm: Mm, _addr: number, _len: number): void {
-    throw new Error('TODO');
+
+  munmap(mm: Mm, addr: number, len: number): void {
+    const [s, e] = this.pages(addr, len);
+    this.run(doMunmap(this.kernel, mm, s, e));
   }
-  mprotect(_mm: Mm, _addr: number, _len: number, _prot: Prot): void {
-    throw new Error('TODO');
+
+  mprotect(mm: Mm, addr: number, len: number, prot: Prot): void {
+    const [s, e] = this.pages(addr, len);
+    this.run(doMprotect(this.kernel, mm, s, e, vmFlags(prot) & (VM_READ | VM_WRITE | VM_EXEC)));
   }
+
   /** Returns the new address in bytes (MREMAP_MAYMOVE, or MREMAP_FIXED when newAddr is given). */
-  mremap(_mm: Mm, _addr: number, _oldLen: number, _newLen: number, _newAddr?: number): number {
-    throw new Error('TODO');
+  mremap(mm: Mm, addr: number, oldLen: number, newLen: number, newAddr?: number): number {
+    const [s, e] = this.pages(addr, oldLen);
+    const newPages = Math.ceil(newLen / this.pageSize);
+    const to = newAddr === undefined ? undefined : this.pages(newAddr, 0)[0];
+    return this.run(doMremap(this.kernel, mm, s, e - s, newPages, to)) * this.pageSize;
   }
+
   /** Throws Errno on failure, like madvise(2) returning -1. */
-  madvise(_mm: Mm, _addr: number, _len: number, _advice: Advice): void {
-    throw new Error('TODO');
+  madvise(mm: Mm, addr: number, len: number, advice: Advice): void {
+    const [s, e] = this.pages(addr, len);
+    const r = this.run(doMadvise(this.kernel, mm, s, e, advice));
+    if (r !== 0) throw new Errno(r, `madvise(${advice}) failed`);
   }
+
   /** One user access to one byte address (read, or write of a fresh value). */
-  access(_mm: Mm, _addr: number, _write: boolean): AccessOutcome {
-    throw new Error('TODO');
+  access(mm: Mm, addr: number, write: boolean): AccessOutcome {
+    const r = this.run(userAccess(this.kernel, mm, Math.floor(addr / this.pageSize), write));
+    return OUTCOMES[r];
   }
+
   /** Access every page of [addr, addr+len) stepping by strideBytes (default: the page size). */
-  touch(_mm: Mm, _addr: number, _len: number, _write: boolean, _strideBytes?: number): AccessOutcome {
-    throw new Error('TODO');
+  touch(mm: Mm, addr: number, len: number, write: boolean, strideBytes?: number): AccessOutcome {
+    const stride = strideBytes ?? this.pageSize;
+    if (!(stride > 0)) throw new Errno('EINVAL', `bad stride ${stride}`);
+    let worst: AccessOutcome = 'hit';
+    for (let a = addr; a < addr + len; a += stride) {
+      const r = this.access(mm, a, write);
+      if (r === 'oom' || r === 'sigsegv') return r;
+      if (r === 'fault') worst = 'fault';
+    }
+    return worst;
   }
-  fork(_parent: Mm, _childName: string): Mm {
-    throw new Error('TODO');
+
+  fork(parent: Mm, childName: string): Mm {
+    return this.run(doFork(this.kernel, parent, childName));
   }
-  exit(_mm: Mm): void {
-    throw new Error('TODO');
+
+  exit(mm: Mm): void {
+    this.run(exitMmap(this.kernel, mm));
   }
-  prctlThpDisable(_mm: Mm, _mode: ThpDisable): void {
-    throw new Error('TODO');
+
+  prctlThpDisable(mm: Mm, mode: ThpDisable): void {
+    mm.thpDisable = mode;
   }
+
   /** Advance simulated time (later issues run khugepaged in it). */
-  advance(_ms: number): void {
-    throw new Error('TODO');
+  advance(ms: number): void {
+    if (!(ms >= 0)) throw new Errno('EINVAL', `bad time ${ms}`);
+    this.kernel.clockMs += ms;
   }
+
   /** Run the deferred-split shrinker (deferred_split_scan) over the whole queue. */
   shrink(): number {
-    throw new Error('TODO');
+    return this.run(deferredSplitScan(this.kernel));
   }
-  /** Path relative to /sys/kernel/mm/transparent_hugepage/. Throws Errno('EINVAL') on bad writes. */
-  sysfsWrite(_path: string, _value: string): void {
-    throw new Error('TODO');
+
+  /** Path relative to /sys/kernel/mm/transparent_hugepage/. Throws Errno on bad writes. */
+  sysfsWrite(path: string, value: string): void {
+    try {
+      sysfsWrite(this.kernel, path, value);
+    } catch (e) {
+      if (e instanceof SysfsError)
+        throw new Errno(
+          e.errno === 'ENOENT' ? 'ENOENT' : e.errno === 'EACCES' ? 'EPERM' : 'EINVAL',
+          e.message,
+        );
+      throw e;
+    }
   }
-  sysfsRead(_path: string): string {
-    throw new Error('TODO');
+
+  sysfsRead(path: string): string {
+    try {
+      return sysfsRead(this.kernel, path);
+    } catch (e) {
+      if (e instanceof SysfsError)
+        throw new Errno(e.errno === 'ENOENT' ? 'ENOENT' : 'EINVAL', e.message);
+      throw e;
+    }
   }
-  smaps(_mm: Mm): SmapsEntry[] {
-    throw new Error('TODO');
+
+  smaps(mm: Mm): SmapsEntry[] {
+    const kb = this.pageSize / 1024;
+    return mm.vmas.map((vma) => {
+      const c = smapsCounts(this.kernel, vma);
+      const byOrder: Record<number, number> = {};
+      for (const [o, n] of [...c.byOrder].sort((a, b) => b[0] - a[0])) byOrder[o] = n * kb;
+      return {
+        start: vma.start * this.pageSize,
+        end: vma.end * this.pageSize,
+        name: vma.name,
+        flags: flagString(vma.flags),
+        Size: vma.pages * kb,
+        Rss: c.rss * kb,
+        Anonymous: c.anonymous * kb,
+        AnonHugePages: c.anonHugePages * kb,
+        Swap: c.swap * kb,
+        byOrder,
+      };
+    });
   }
+
   meminfo(): Meminfo {
-    throw new Error('TODO');
+    const k = this.kernel;
+    const kb = this.pageSize / 1024;
+    return {
+      MemTotal: k.nrPages * kb,
+      MemFree: k.buddy.freePages * kb,
+      AnonPages: k.stats.anonMapped * kb,
+      AnonHugePages: k.stats.anonThps * kb,
+      SwapTotal: k.swap.nrSlots * kb,
+      SwapFree: (k.swap.nrSlots - k.swap.inuse) * kb,
+    };
   }
+
   vmstat(): Record<string, number> {
     return this.kernel.stats.vmstatRecord();
   }
+
   /** Per-size stats: { '2048kB': { anon_fault_alloc: n, ... }, ... }. */
   mthpStats(): Record<string, Record<string, number>> {
-    throw new Error('TODO');
+    const k = this.kernel;
+    const out: Record<string, Record<string, number>> = {};
+    for (const o of ordersDescending(k.geo.anonOrders).reverse()) {
+      const row: Record<string, number> = {};
+      for (const name of MTHP_STAT_NAMES) {
+        if (MTHP_SERIES_STATS.has(name) && !k.profile.mthpCollapseStats) continue;
+        row[name] = k.stats.mthpValue(o, name);
+      }
+      out[`${orderSizeKb(k.geo, o)}kB`] = row;
+    }
+    return out;
   }
+
   /** Check the invariants of the sequential model; throws with a description on a violation. */
   checkInvariants(): void {
-    throw new Error('TODO');
+    checkInvariants(this.kernel);
   }
 }
+
+const OUTCOMES: AccessOutcome[] = ['hit', 'fault', 'oom', 'sigsegv'];
 
 export type { Mm, ThpDisable };

@@ -1,0 +1,124 @@
+// The thpsim command line (commander). Every command has --help and --json; bad input gives one
+// line `thpsim: <message>` on stderr and a non-zero exit status, never a stack trace.
+
+import { readFileSync } from 'node:fs';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { GEOMETRY_NAMES } from '../mm/geometry.ts';
+import { DEFAULT_PROFILE, PROFILE_NAMES } from '../mm/profile.ts';
+import { ScenarioError } from '../scenario/errors.ts';
+import {
+  examplesCommand,
+  geometryCommand,
+  runCommand,
+  sysfsCommand,
+  validateCommand,
+} from './commands.ts';
+import { CliError, type Io, oneLine, processIo } from './io.ts';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function parseSeed(v: string): number {
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(Number(v)))
+    throw new InvalidArgumentError('expected an integer.');
+  return Number(v);
+}
+
+const profileOption = () =>
+  new Option('--profile <name>', `kernel profile (default: ${DEFAULT_PROFILE})`).choices(PROFILE_NAMES);
+const geometryOption = () =>
+  new Option('--geometry <name>', 'page-table geometry (default: x86-64-4k)').choices(GEOMETRY_NAMES);
+const jsonOption = () => new Option('--json', 'print machine-readable JSON instead of text');
+
+export function createProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command('thpsim');
+  program
+    .description(
+      'An executable model of the Linux memory manager\'s transparent huge pages (THP and mTHP):\n' +
+        'faults, khugepaged, MADV_COLLAPSE, swap-out and the deferred-split shrinker.',
+    )
+    .version(version(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .helpCommand('help [command]', 'show help for a command')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      outputError: (s, write) => write(`thpsim: ${oneLine(s.replace(/^error: /, ''))}\n`),
+    });
+
+  program
+    .command('run')
+    .description('run a scenario (a file, an example name, or the built-in default) and print smaps-like and per-order reports')
+    .argument('[scenario]', 'scenario file (.yaml, .yml, .json; "-" for stdin) or example name; default: the built-in scenario')
+    .addOption(jsonOption())
+    .addOption(profileOption())
+    .addOption(geometryOption())
+    .option('--seed <n>', "override the scenario's random seed", parseSeed)
+    .option('-o, --output <file>', 'also write the run result as JSON to <file> (atomically)')
+    .option('--check-invariants', 'check the model invariants after every event')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  thpsim run\n  thpsim run examples/fork-cow.yaml --json\n  thpsim run fault-orders --profile linux-6.18 -o out.json',
+    )
+    .action((scenario: string | undefined, opts) => runCommand(io, scenario, opts));
+
+  program
+    .command('validate')
+    .description('check scenario files against the schema and the timeline rules, without running them')
+    .argument('<scenario...>', 'scenario files or example names')
+    .addOption(jsonOption())
+    .action((files: string[], opts: { json?: boolean }) => setExit(validateCommand(io, files, opts)));
+
+  program
+    .command('sysfs')
+    .description('print the default /sys/kernel/mm/transparent_hugepage tree, or one file of it')
+    .argument('[path]', 'a file relative to /sys/kernel/mm/transparent_hugepage, e.g. hugepages-2048kB/enabled')
+    .addOption(jsonOption())
+    .addOption(profileOption())
+    .addOption(geometryOption())
+    .action((path: string | undefined, opts) => sysfsCommand(io, path, opts));
+
+  program
+    .command('geometry')
+    .description('print the page-table geometries (page size, levels, PMD size, mTHP sizes)')
+    .addArgument(new Argument('[name]', 'one geometry').choices(GEOMETRY_NAMES))
+    .addOption(jsonOption())
+    .action((name: string | undefined, opts: { json?: boolean }) => geometryCommand(io, name, opts));
+
+  program
+    .command('examples')
+    .description('list the example scenarios in examples/ with their descriptions')
+    .addOption(jsonOption())
+    .action((opts: { json?: boolean }) => examplesCommand(io, opts));
+
+  return program;
+}
+
+/** Run the CLI on argv (as process.argv); returns the exit status. */
+export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
+  let code = 0;
+  const program = createProgram(io, (c) => (code = c));
+  try {
+    await program.parseAsync([...argv]);
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof ScenarioError || e instanceof CliError) {
+      io.err(`thpsim: ${oneLine(e.message)}\n`);
+      return 1;
+    }
+    if (process.env.THPSIM_DEBUG && e instanceof Error && e.stack) io.err(e.stack + '\n');
+    io.err(`thpsim: internal error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,124 @@
+// Walking and populating the four levels for one address: pgd_offset .. pte_offset, __pud_alloc,
+// __pmd_alloc and pmd_install. Lookups that race with installers are yielded as unlocked reads.
+
+import type { Kernel } from './kernel.ts';
+import {
+  E_NONE,
+  E_TABLE,
+  E_TYPE_MASK,
+  PGD,
+  PMD,
+  PTE,
+  PUD,
+  T_LINKED,
+  type TableLevel,
+} from './pgtable.ts';
+import {
+  L_PAGE_TABLE_LOCK,
+  L_PMD_LOCK,
+  S_PGD_ENTRY,
+  S_PMD_ENTRY,
+  S_PUD_ENTRY,
+  type Step,
+  lock,
+  readShared,
+  unlock,
+} from './step.ts';
+import type { Mm } from './vma.ts';
+
+/** Index of vpn in its table at a level. */
+export function levelIndex(k: Kernel, vpn: number, level: number): number {
+  const g = k.geo;
+  if (level === PTE) return vpn % g.entries[PTE];
+  if (level === PMD) return Math.floor(vpn / g.entries[PTE]) % g.entries[PMD];
+  if (level === PUD) return Math.floor(vpn / g.pagesPerPud) % g.entries[PUD];
+  return Math.floor(vpn / (g.pagesPerPud * g.entries[PUD])) % g.entries[PGD];
+}
+
+/** Location id of an entry, for shared-access events. */
+export function entryLoc(t: TableLevel, id: number, idx: number): number {
+  return id * t.entriesPerTable + idx;
+}
+
+/** PUD table for vpn, or 0 (no allocation). Plain read: for reports and invariant checks. */
+export function pudTableOf(k: Kernel, mm: Mm, vpn: number): number {
+  const pgd = k.pt.pgd;
+  const i = levelIndex(k, vpn, PGD);
+  return (pgd.getBits(mm.pgd, i) & E_TYPE_MASK) === E_TABLE ? pgd.getVal(mm.pgd, i) : 0;
+}
+
+/** PMD table for vpn, or 0. */
+export function pmdTableOf(k: Kernel, mm: Mm, vpn: number): number {
+  const pud = pudTableOf(k, mm, vpn);
+  if (!pud) return 0;
+  const t = k.pt.pud;
+  const i = levelIndex(k, vpn, PUD);
+  return (t.getBits(pud, i) & E_TYPE_MASK) === E_TABLE ? t.getVal(pud, i) : 0;
+}
+
+/** __pud_alloc / __pmd_alloc: install a missing lower table under mm->page_table_lock. */
+function* allocLower(
+  k: Kernel,
+  mm: Mm,
+  upper: TableLevel,
+  lower: TableLevel,
+  table: number,
+  idx: number,
+  cls: number,
+): Step<number> {
+  yield readShared(cls, entryLoc(upper, table, idx));
+  if ((upper.getBits(table, idx) & E_TYPE_MASK) === E_TABLE) return upper.getVal(table, idx);
+  const fresh = lower.alloc(mm.id);
+  if (lower.level === PMD) k.pt.syncDeposit();
+  yield lock(L_PAGE_TABLE_LOCK, mm.id);
+  let result: number;
+  if ((upper.getBits(table, idx) & E_TYPE_MASK) === E_NONE) {
+    upper.set(table, idx, fresh, E_TABLE);
+    lower.state[fresh] = T_LINKED;
+    result = fresh;
+  } else {
+    // Someone else installed one while we allocated: ours goes back.
+    lower.free(fresh);
+    result = upper.getVal(table, idx);
+  }
+  yield unlock(L_PAGE_TABLE_LOCK, mm.id);
+  return result;
+}
+
+/** pud_alloc + pmd_alloc: the PMD table covering vpn, creating the levels above it. */
+export function* pmdAlloc(k: Kernel, mm: Mm, vpn: number): Step<number> {
+  const pud = yield* allocLower(
+    k,
+    mm,
+    k.pt.pgd,
+    k.pt.pud,
+    mm.pgd,
+    levelIndex(k, vpn, PGD),
+    S_PGD_ENTRY,
+  );
+  return yield* allocLower(k, mm, k.pt.pud, k.pt.pmd, pud, levelIndex(k, vpn, PUD), S_PUD_ENTRY);
+}
+
+/** pmd_install: link a PTE table under the PMD lock unless one appeared meanwhile. */
+export function* pteAlloc(k: Kernel, mm: Mm, pmdTable: number, pmdIdx: number): Step<number> {
+  const pmd = k.pt.pmd;
+  const pte = k.pt.pte;
+  const fresh = pte.alloc(mm.id);
+  yield lock(L_PMD_LOCK, pmdTable);
+  let result = 0;
+  const type = pmd.getBits(pmdTable, pmdIdx) & E_TYPE_MASK;
+  if (type === E_NONE) {
+    pmd.set(pmdTable, pmdIdx, fresh, E_TABLE);
+    pte.state[fresh] = T_LINKED;
+    result = fresh;
+  } else if (type === E_TABLE) result = pmd.getVal(pmdTable, pmdIdx);
+  yield unlock(L_PMD_LOCK, pmdTable);
+  if (result !== fresh) pte.free(fresh);
+  return result;
+}
+
+/** Reads the PMD entry locklessly (pmdp_get_lockless) and returns its bits. */
+export function* pmdReadLockless(k: Kernel, pmdTable: number, pmdIdx: number): Step<number> {
+  yield readShared(S_PMD_ENTRY, entryLoc(k.pt.pmd, pmdTable, pmdIdx));
+  return k.pt.pmd.getBits(pmdTable, pmdIdx);
+}

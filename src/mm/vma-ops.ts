@@ -1,0 +1,56 @@
+// VMA tree changes under the mmap write lock: split_vma at a boundary and vma_merge with the
+// neighbours after a change of flags or a new mapping.
+
+import { anonVmaLink } from './anon-vma.ts';
+import type { Kernel } from './kernel.ts';
+import { L_VMA_WRITE, type Step, lock } from './step.ts';
+import { canMerge, type Mm, type Vma } from './vma.ts';
+
+/** vma_start_write: stamp the VMA write-locked until mmap_write_unlock. */
+export function* vmaStartWrite(vma: Vma): Step<void> {
+  if (vma.vmLockSeq === vma.mm.mmLockSeq) return; // already write-locked in this section
+  yield lock(L_VMA_WRITE, vma.id);
+  vma.vmLockSeq = vma.mm.mmLockSeq;
+}
+
+/** split_vma: cut vma at vpn; the new VMA takes [vpn, end). Returns the upper part. */
+export function* splitVma(k: Kernel, vma: Vma, vpn: number): Step<Vma> {
+  yield* vmaStartWrite(vma);
+  const upper = k.newVma(vma.mm, vpn, vma.end, vma.flags, vma.linearIndex(vpn), vma.file, vma.name);
+  upper.anonVma = vma.anonVma;
+  for (const av of vma.chain) anonVmaLink(upper, av);
+  vma.end = vpn;
+  vma.mm.insertVma(upper);
+  yield* vmaStartWrite(upper);
+  return upper;
+}
+
+/** Split so that no VMA straddles start or end; returns the VMAs inside [start, end). */
+export function* splitRange(k: Kernel, mm: Mm, start: number, end: number): Step<Vma[]> {
+  for (const vma of mm.vmasIn(start, end)) {
+    let v = vma;
+    if (v.start < start) v = yield* splitVma(k, v, start);
+    if (v.end > end) yield* splitVma(k, v, end);
+  }
+  return mm.vmasIn(start, end);
+}
+
+/** vma_merge: fold VMAs in [start, end) into compatible neighbours. */
+export function* mergeAround(mm: Mm, start: number, end: number): Step<void> {
+  for (let i = 0; i + 1 < mm.vmas.length;) {
+    const a = mm.vmas[i];
+    const b = mm.vmas[i + 1];
+    if (b.start <= end && a.end >= start && canMerge(a, b)) {
+      yield* vmaStartWrite(a);
+      yield* vmaStartWrite(b);
+      a.end = b.end;
+      if (!a.anonVma && b.anonVma) {
+        a.anonVma = b.anonVma;
+        anonVmaLink(a, b.anonVma);
+      }
+      for (const av of b.chain) av.vmas.delete(b);
+      b.detached = true;
+      mm.removeVma(b);
+    } else i++;
+  }
+}

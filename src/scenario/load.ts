@@ -1,0 +1,81 @@
+// Read, parse and validate a scenario file. Every failure is a ScenarioError with one line of
+// text naming the file and the field (or the line and column for a syntax error).
+
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parseDocument } from 'yaml';
+import { checkScenario } from './check.ts';
+import { ScenarioError, firstIssue, zodIssueMessage } from './errors.ts';
+import { type Scenario, ScenarioSchema } from './schema.ts';
+
+export const SCENARIO_EXTENSIONS = ['.yaml', '.yml', '.json'] as const;
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Parse the text of a file: JSON for a .json source name, YAML (a superset of JSON) otherwise. */
+export function parseText(text: string, sourceName: string): unknown {
+  if (extname(sourceName).toLowerCase() === '.json') {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      const msg = oneLine((e as Error).message);
+      const pos = /at position (\d+)/.exec(msg);
+      if (pos) {
+        const before = text.slice(0, Number(pos[1]));
+        const line = before.split('\n').length;
+        const col = Number(pos[1]) - before.lastIndexOf('\n');
+        throw new ScenarioError(`${sourceName}:${line}:${col}`, '', `JSON syntax error: ${msg.replace(/ in JSON at position \d+.*$/, '')}`);
+      }
+      throw new ScenarioError(sourceName, '', `JSON syntax error: ${msg}`);
+    }
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const err = doc.errors[0];
+  if (err) {
+    const where = err.linePos ? `${sourceName}:${err.linePos[0].line}:${err.linePos[0].col}` : sourceName;
+    const msg = oneLine(err.message.split(/ at line \d+, column \d+/)[0]);
+    throw new ScenarioError(where, '', `YAML syntax error: ${msg}`);
+  }
+  return doc.toJS({ maxAliasCount: 1000 }) as unknown;
+}
+
+/** Validate parsed data against the schema and the semantic checks. */
+export function validateScenario(data: unknown, sourceName: string): Scenario {
+  const r = ScenarioSchema.safeParse(data, { reportInput: true });
+  if (!r.success) {
+    const { field, detail } = zodIssueMessage(firstIssue(r.error.issues), ScenarioSchema, data);
+    throw new ScenarioError(sourceName, field, detail);
+  }
+  checkScenario(r.data, sourceName);
+  return r.data;
+}
+
+export function parseScenario(text: string, sourceName: string): Scenario {
+  return validateScenario(parseText(text, sourceName), sourceName);
+}
+
+export function loadScenario(path: string): Scenario {
+  const ext = extname(path).toLowerCase();
+  if (path !== '-' && !(SCENARIO_EXTENSIONS as readonly string[]).includes(ext))
+    throw new ScenarioError(
+      path,
+      '',
+      `unsupported file type "${ext || '(none)'}" (expected ${SCENARIO_EXTENSIONS.join(', ')})`,
+    );
+  let text: string;
+  try {
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const detail =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory, not a scenario file'
+          : oneLine((e as Error).message);
+    throw new ScenarioError(path, '', detail, { cause: e });
+  }
+  return parseScenario(text, path === '-' ? '<stdin>' : path);
+}
