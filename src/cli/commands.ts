@@ -20,7 +20,7 @@ import { renderRun } from '../report/text.ts';
 import { BUILTIN_SOURCE, builtinScenario } from '../scenario/builtin.ts';
 import { ScenarioError } from '../scenario/errors.ts';
 import { SCENARIO_EXTENSIONS, loadScenario } from '../scenario/load.ts';
-import { DEFAULT_GEOMETRY, runScenario } from '../scenario/run.ts';
+import { DEFAULT_GEOMETRY, errMessage, runScenario } from '../scenario/run.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { formatKb, formatSize } from '../scenario/size.ts';
 import { Machine } from '../sim/machine.ts';
@@ -40,6 +40,12 @@ export function resolveScenario(arg: string): { scenario: Scenario; source: stri
       const p = join(EXAMPLES_DIR, arg + ext);
       if (existsSync(p)) return { scenario: loadScenario(displayPath(p)), source: displayPath(p) };
     }
+    const names = exampleFiles().map((f) => f.slice(0, -extname(f).length));
+    throw new ScenarioError(
+      arg,
+      '',
+      `no such file, and no example of that name (examples: ${names.join(', ') || 'none'})`,
+    );
   }
   return { scenario: loadScenario(arg), source: arg };
 }
@@ -74,11 +80,24 @@ export function runCommand(io: Io, arg: string | undefined, opts: RunOpts): void
 // ---- validate -------------------------------------------------------------------------------
 
 export function validateCommand(io: Io, files: string[], opts: { json?: boolean }): number {
-  const results: { file: string; ok: boolean; name?: string; processes?: number; events?: number; error?: string }[] = [];
+  const results: {
+    file: string;
+    ok: boolean;
+    name?: string;
+    processes?: number;
+    events?: number;
+    error?: string;
+  }[] = [];
   for (const file of files) {
     try {
       const { scenario: s } = resolveScenario(file);
-      results.push({ file, ok: true, name: s.name, processes: s.processes.length, events: s.timeline.length });
+      results.push({
+        file,
+        ok: true,
+        name: s.name,
+        processes: s.processes.length,
+        events: s.timeline.length,
+      });
     } catch (e) {
       if (!(e instanceof ScenarioError)) throw e;
       results.push({ file, ok: false, error: e.message });
@@ -88,7 +107,9 @@ export function validateCommand(io: Io, files: string[], opts: { json?: boolean 
   for (const r of results) {
     if (!r.ok) io.err(`thpsim: ${oneLine(r.error!)}\n`);
     else if (!opts.json)
-      io.out(`${r.file}: ok (scenario "${r.name}", ${r.processes} processes, ${r.events} events)\n`);
+      io.out(
+        `${r.file}: ok (scenario "${r.name}", ${r.processes} processes, ${r.events} events)\n`,
+      );
   }
   return results.every((r) => r.ok) ? 0 : 1;
 }
@@ -105,12 +126,18 @@ export function sysfsCommand(
     try {
       return m.sysfsRead(p);
     } catch (e) {
-      throw new CliError(`sysfs: ${oneLine((e as Error).message)}`, { cause: e });
+      throw new CliError(`sysfs: ${errMessage(e)}`, { cause: e });
     }
   };
   if (path !== undefined) {
     const value = read(path);
-    io.out(opts.json ? json({ path, value: value.replace(/\n$/, '') }) : value.endsWith('\n') ? value : value + '\n');
+    io.out(
+      opts.json
+        ? json({ path, value: value.replace(/\n$/, '') })
+        : value.endsWith('\n')
+          ? value
+          : value + '\n',
+    );
     return;
   }
   const tree: Record<string, string> = {};
@@ -156,9 +183,17 @@ export function geometryCommand(io: Io, name: string | undefined, opts: { json?:
   }
   const c = pc.createColors(io.color);
   const t = new Table({
-    head: ['geometry', 'page', 'levels (bits)', 'VA bits', 'PMD', 'PMD order', 'PUD', 'cont-PTE', 'anon mTHP sizes'].map((h) =>
-      c.bold(h),
-    ),
+    head: [
+      'geometry',
+      'page',
+      'levels (bits)',
+      'VA bits',
+      'PMD',
+      'PMD order',
+      'PUD',
+      'cont-PTE',
+      'anon mTHP sizes',
+    ].map((h) => c.bold(h)),
     style: { head: [], border: [], compact: true },
   });
   for (const g of infos) {
@@ -170,7 +205,9 @@ export function geometryCommand(io: Io, name: string | undefined, opts: { json?:
       formatSize(g.pmdSize),
       g.pmdOrder,
       formatSize(g.pudSize),
-      g.contPtes > 1 ? `${g.contPtes} x ${formatSize(g.pageSize)} = ${formatSize(g.contPteSize)}` : '-',
+      g.contPtes > 1
+        ? `${g.contPtes} x ${formatSize(g.pageSize)} = ${formatSize(g.contPteSize)}`
+        : '-',
       g.anonOrders.map((o) => formatKb(orderSizeKb(geometryOf(g.name), o))).join(' '),
     ]);
   }
@@ -188,16 +225,21 @@ export interface ExampleInfo {
   error?: string;
 }
 
-export function listExamples(): ExampleInfo[] {
-  let files: string[];
+/** The scenario files in examples/, sorted. */
+export function exampleFiles(): string[] {
   try {
-    files = readdirSync(EXAMPLES_DIR)
+    return readdirSync(EXAMPLES_DIR)
       .filter((f) => (SCENARIO_EXTENSIONS as readonly string[]).includes(extname(f)))
       .sort();
   } catch (e) {
-    throw new CliError(`cannot list ${EXAMPLES_DIR}: ${oneLine((e as Error).message)}`, { cause: e });
+    throw new CliError(`cannot list ${EXAMPLES_DIR}: ${oneLine((e as Error).message)}`, {
+      cause: e,
+    });
   }
-  return files.map((f) => {
+}
+
+export function listExamples(): ExampleInfo[] {
+  return exampleFiles().map((f) => {
     const file = displayPath(join(EXAMPLES_DIR, f));
     const name = f.slice(0, -extname(f).length);
     try {

@@ -48,7 +48,10 @@ export function json(value: unknown): string {
 /** Write a whole file or nothing: never leaves a partial file under `path`. */
 export function writeFileAtomic(path: string, data: string): void {
   const abs = resolve(path);
-  const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(
+    dirname(abs),
+    `.${basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
   try {
     writeFileSync(tmp, data, { flag: 'wx' });
     renameSync(tmp, abs);

@@ -17,7 +17,9 @@ import { CliError, type Io, oneLine, processIo } from './io.ts';
 
 function version(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
       version?: string;
     };
     return pkg.version ?? '0.0.0';
@@ -33,16 +35,20 @@ function parseSeed(v: string): number {
 }
 
 const profileOption = () =>
-  new Option('--profile <name>', `kernel profile (default: ${DEFAULT_PROFILE})`).choices(PROFILE_NAMES);
+  new Option('--profile <name>', `kernel profile (default: ${DEFAULT_PROFILE})`).choices(
+    PROFILE_NAMES,
+  );
 const geometryOption = () =>
-  new Option('--geometry <name>', 'page-table geometry (default: x86-64-4k)').choices(GEOMETRY_NAMES);
+  new Option('--geometry <name>', 'page-table geometry (default: x86-64-4k)').choices(
+    GEOMETRY_NAMES,
+  );
 const jsonOption = () => new Option('--json', 'print machine-readable JSON instead of text');
 
 export function createProgram(io: Io, setExit: (code: number) => void): Command {
   const program = new Command('thpsim');
   program
     .description(
-      'An executable model of the Linux memory manager\'s transparent huge pages (THP and mTHP):\n' +
+      "An executable model of the Linux memory manager's transparent huge pages (THP and mTHP): " +
         'faults, khugepaged, MADV_COLLAPSE, swap-out and the deferred-split shrinker.',
     )
     .version(version(), '-V, --version', 'print the version')
@@ -58,8 +64,13 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
 
   program
     .command('run')
-    .description('run a scenario (a file, an example name, or the built-in default) and print smaps-like and per-order reports')
-    .argument('[scenario]', 'scenario file (.yaml, .yml, .json; "-" for stdin) or example name; default: the built-in scenario')
+    .description(
+      'run a scenario (a file, an example name, or the built-in default) and print smaps-like and per-order reports',
+    )
+    .argument(
+      '[scenario]',
+      'scenario file (.yaml, .yml, .json; "-" for stdin) or example name; default: the built-in scenario',
+    )
     .addOption(jsonOption())
     .addOption(profileOption())
     .addOption(geometryOption())
@@ -74,15 +85,22 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
 
   program
     .command('validate')
-    .description('check scenario files against the schema and the timeline rules, without running them')
+    .description(
+      'check scenario files against the schema and the timeline rules, without running them',
+    )
     .argument('<scenario...>', 'scenario files or example names')
     .addOption(jsonOption())
-    .action((files: string[], opts: { json?: boolean }) => setExit(validateCommand(io, files, opts)));
+    .action((files: string[], opts: { json?: boolean }) =>
+      setExit(validateCommand(io, files, opts)),
+    );
 
   program
     .command('sysfs')
     .description('print the default /sys/kernel/mm/transparent_hugepage tree, or one file of it')
-    .argument('[path]', 'a file relative to /sys/kernel/mm/transparent_hugepage, e.g. hugepages-2048kB/enabled')
+    .argument(
+      '[path]',
+      'a file relative to /sys/kernel/mm/transparent_hugepage, e.g. hugepages-2048kB/enabled',
+    )
     .addOption(jsonOption())
     .addOption(profileOption())
     .addOption(geometryOption())
@@ -93,7 +111,9 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .description('print the page-table geometries (page size, levels, PMD size, mTHP sizes)')
     .addArgument(new Argument('[name]', 'one geometry').choices(GEOMETRY_NAMES))
     .addOption(jsonOption())
-    .action((name: string | undefined, opts: { json?: boolean }) => geometryCommand(io, name, opts));
+    .action((name: string | undefined, opts: { json?: boolean }) =>
+      geometryCommand(io, name, opts),
+    );
 
   program
     .command('examples')

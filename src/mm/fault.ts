@@ -20,7 +20,7 @@ import {
   E_TABLE,
   E_TYPE_MASK,
   PMD,
-  PTE,
+
   T_DEPOSITED,
 } from './pgtable.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapAddPtes, rmapRemovePtes } from './rmap.ts';

@@ -54,7 +54,7 @@ export class LockTable implements EventSink {
   private readonly held = new Map<number, Holder[]>();
 
   /** Whether thread may take the lock named by e now. */
-  canAcquire(e: number, thread: number): boolean {
+  canAcquire(e: number, _thread: number): boolean {
     const cls = evClass(e);
     const id = evId(e);
     if (SHARED_SECTIONS.has(cls)) return true;

@@ -4,7 +4,14 @@
 
 import Table from 'cli-table3';
 import pc from 'picocolors';
-import type { EventRecord, OrderReport, ProcessReport, Report, RunConfig, RunResult } from '../scenario/run.ts';
+import type {
+  EventRecord,
+  OrderReport,
+  ProcessReport,
+  Report,
+  RunConfig,
+  RunResult,
+} from '../scenario/run.ts';
 import { describeConfig } from '../scenario/run.ts';
 import { formatKb, formatSize, hex } from '../scenario/size.ts';
 
@@ -39,9 +46,11 @@ function range(e: EventRecord): string {
   return `${hex(e.addr)}-${hex(e.addr + e.length)} (${formatSize(e.length)})`;
 }
 
-export function describeEvent(e: EventRecord, c: Colors): string {
+export function describeEvent(e: EventRecord, c: Colors, indexWidth = 0): string {
   const where = e.proc !== undefined ? (e.vma !== undefined ? `${e.proc}/${e.vma}` : e.proc) : '';
-  const head = `[${e.index}] ${e.op.padEnd(8)} ${where}`.trimEnd();
+  const head = [`[${e.index}]`.padStart(indexWidth + 2), e.op.padEnd(8), where]
+    .filter(Boolean)
+    .join(' ');
   switch (e.op) {
     case 'mmap':
     case 'mremap':
@@ -53,12 +62,12 @@ export function describeEvent(e: EventRecord, c: Colors): string {
     case 'write': {
       const bad = e.outcome === 'sigsegv' || e.outcome === 'oom';
       const outcome = bad ? c.red(String(e.outcome).toUpperCase()) : e.outcome;
-      return `${head} ${range(e)}: ${e.accesses} accesses, worst outcome ${outcome}`;
+      return `${head} ${range(e)}: ${e.accesses} access${e.accesses === 1 ? '' : 'es'}, worst outcome ${outcome}`;
     }
     case 'madvise':
     case 'swapout': {
       const res = e.result === 'ok' ? c.green('ok') : c.yellow(String(e.result));
-      const exp = e.expect !== undefined ? ` (expected ${e.expect})` : '';
+      const exp = e.expect !== undefined && e.expect !== 'ok' ? ' (as expected)' : '';
       return `${head} ${e.advice} ${range(e)} -> ${res}${exp}`;
     }
     case 'fork':
@@ -70,9 +79,9 @@ export function describeEvent(e: EventRecord, c: Colors): string {
     case 'shrink':
       return `${head} split ${e.split}`;
     case 'sysfs':
-      return `${head} = ${JSON.stringify(e.result)}`;
+      return `${head} ${e.path} = ${JSON.stringify(e.result)}`;
     case 'report':
-      return `${head} -> report #${e.report}`;
+      return `${head} ${JSON.stringify(e.label)}`;
     default:
       return head;
   }
@@ -120,11 +129,12 @@ const ORDER_STATS = [
 ] as const;
 
 function orderTable(orders: OrderReport[], c: Colors): string {
-  const t = table(
-    ['size', 'order', 'enabled', ...ORDER_STATS],
-    c,
-    ['right', 'right', 'left', ...ORDER_STATS.map(() => 'right' as const)],
-  );
+  const t = table(['size', 'order', 'enabled', ...ORDER_STATS], c, [
+    'right',
+    'right',
+    'left',
+    ...ORDER_STATS.map(() => 'right' as const),
+  ]);
   for (const o of orders) {
     const enabled = o.enabled === 'never' ? c.dim(o.enabled) : o.enabled;
     t.push([formatKb(o.sizeKb), o.order, enabled, ...ORDER_STATS.map((k) => o.stats[k] ?? 0)]);
@@ -167,7 +177,8 @@ export function renderRun(result: RunResult, opts: TextOptions = {}): string {
   out.push('');
   out.push(c.bold('timeline'));
   if (result.events.length === 0) out.push('  (empty)');
-  for (const e of result.events) out.push(`  ${describeEvent(e, c)}`);
+  const width = String(Math.max(0, result.events.length - 1)).length;
+  for (const e of result.events) out.push(`  ${describeEvent(e, c, width)}`.trimEnd());
   for (const r of result.reports) {
     out.push('');
     out.push(renderReport(r, result.config, c));

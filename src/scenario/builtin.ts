@@ -28,7 +28,14 @@ export const BUILTIN_SCENARIO: ScenarioInput = {
     // Eight PMD-sized write faults: eight 2MiB THPs.
     { op: 'write', proc: 'app', vma: 'heap' },
     // Zap 512KiB inside the third THP: its PMD is split and the folio is partially mapped.
-    { op: 'madvise', proc: 'app', vma: 'heap', offset: '5MiB', length: '512KiB', advice: 'dontneed' },
+    {
+      op: 'madvise',
+      proc: 'app',
+      vma: 'heap',
+      offset: '5MiB',
+      length: '512KiB',
+      advice: 'dontneed',
+    },
     // The child shares every folio; its writes break COW one base page at a time.
     { op: 'fork', proc: 'app', child: 'worker' },
     { op: 'write', proc: 'worker', vma: 'heap', length: '64KiB' },

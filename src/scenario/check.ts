@@ -34,7 +34,10 @@ export function checkScenario(s: Scenario, source: string): void {
     if (!p) {
       const at = forkedAt.get(e.proc);
       if (at !== undefined)
-        return fail(field, `process "${e.proc}" does not exist yet (it is forked at timeline[${at}])`);
+        return fail(
+          field,
+          `process "${e.proc}" does not exist yet (it is forked at timeline[${at}])`,
+        );
       return fail(field, `unknown process "${e.proc}" (known: ${known()})`);
     }
     if (p.exitedAt !== undefined)
@@ -53,8 +56,7 @@ export function checkScenario(s: Scenario, source: string): void {
       return;
     }
     if (e.op === 'fork') {
-      if (procs.has(e.child))
-        fail(`timeline[${i}].child`, `process "${e.child}" already exists`);
+      if (procs.has(e.child)) fail(`timeline[${i}].child`, `process "${e.child}" already exists`);
       const vmas = new Map<string, { size: number; unmappedAt?: number }>();
       for (const [k, v] of p.vmas) if (v.unmappedAt === undefined) vmas.set(k, { size: v.size });
       procs.set(e.child, { vmas });
@@ -76,7 +78,10 @@ export function checkScenario(s: Scenario, source: string): void {
       );
     }
     if (v.unmappedAt !== undefined)
-      fail(field, `vma "${e.vma}" of process "${e.proc}" was unmapped at timeline[${v.unmappedAt}]`);
+      fail(
+        field,
+        `vma "${e.vma}" of process "${e.proc}" was unmapped at timeline[${v.unmappedAt}]`,
+      );
 
     if (e.op === 'mremap') {
       v.size = e.newSize;

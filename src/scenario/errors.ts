@@ -51,7 +51,11 @@ function list(values: readonly unknown[]): string {
 }
 
 /** Walk a schema along a path (following the data through unions) to the object schema there. */
-function schemaAt(schema: z.ZodType, path: readonly PathKey[], data: unknown): z.ZodType | undefined {
+function schemaAt(
+  schema: z.ZodType,
+  path: readonly PathKey[],
+  data: unknown,
+): z.ZodType | undefined {
   let s: z.ZodType | undefined = schema;
   let d: unknown = data;
   const unwrap = () => {
@@ -100,15 +104,17 @@ export function zodIssueMessage(
   switch (issue.code) {
     case 'invalid_type': {
       const expected = TYPE_NAMES[issue.expected] ?? issue.expected;
-      if (input === undefined) return { field, detail: `required field is missing (expected ${expected})` };
+      if (input === undefined)
+        return { field, detail: `required field is missing (expected ${expected})` };
       return { field, detail: `expected ${expected}, got ${typeOf(input)}` };
     }
     case 'invalid_value': {
       const exp =
         issue.values.length === 1
           ? describeValue(issue.values[0])
-          : `one of ${list(issue.values)}`;
-      if (input === undefined) return { field, detail: `required field is missing (expected ${exp})` };
+          : `one of: ${list(issue.values)}`;
+      if (input === undefined)
+        return { field, detail: `required field is missing (expected ${exp})` };
       return { field, detail: `expected ${exp}, got ${typeOf(input)}` };
     }
     case 'unrecognized_keys': {
@@ -124,8 +130,7 @@ export function zodIssueMessage(
         const options = (issue as { options?: unknown[] }).options ?? [];
         const given = (input as Record<string, unknown> | undefined)?.[issue.discriminator];
         const exp = `expected one of: ${list(options)}`;
-        if (given === undefined)
-          return { field, detail: `required field is missing (${exp})` };
+        if (given === undefined) return { field, detail: `required field is missing (${exp})` };
         return { field, detail: `unknown ${issue.discriminator} ${describeValue(given)} (${exp})` };
       }
       if (issue.message.startsWith('expected'))
@@ -147,13 +152,22 @@ export function zodIssueMessage(
       if (issue.origin === 'string' && issue.code === 'too_small' && Number(bound) <= 1)
         return { field, detail: 'expected a non-empty string' };
       if (issue.origin === 'array' || issue.origin === 'string')
-        return { field, detail: `expected a length ${op} ${String(bound)}, got ${describeValue(input)}` };
-      return { field, detail: `expected a number ${op} ${String(bound)}, got ${describeValue(input)}` };
+        return {
+          field,
+          detail: `expected a length ${op} ${String(bound)}, got ${describeValue(input)}`,
+        };
+      return {
+        field,
+        detail: `expected a number ${op} ${String(bound)}, got ${describeValue(input)}`,
+      };
     }
     case 'custom':
       return { field, detail: issue.message };
     default:
-      return { field, detail: `${issue.message}${input !== undefined ? `, got ${describeValue(input)}` : ''}` };
+      return {
+        field,
+        detail: `${issue.message}${input !== undefined ? `, got ${describeValue(input)}` : ''}`,
+      };
   }
 }
 

@@ -26,7 +26,11 @@ export function parseText(text: string, sourceName: string): unknown {
         const before = text.slice(0, Number(pos[1]));
         const line = before.split('\n').length;
         const col = Number(pos[1]) - before.lastIndexOf('\n');
-        throw new ScenarioError(`${sourceName}:${line}:${col}`, '', `JSON syntax error: ${msg.replace(/ in JSON at position \d+.*$/, '')}`);
+        throw new ScenarioError(
+          `${sourceName}:${line}:${col}`,
+          '',
+          `JSON syntax error: ${msg.replace(/ in JSON at position \d+.*$/, '')}`,
+        );
       }
       throw new ScenarioError(sourceName, '', `JSON syntax error: ${msg}`);
     }
@@ -34,7 +38,9 @@ export function parseText(text: string, sourceName: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const err = doc.errors[0];
   if (err) {
-    const where = err.linePos ? `${sourceName}:${err.linePos[0].line}:${err.linePos[0].col}` : sourceName;
+    const where = err.linePos
+      ? `${sourceName}:${err.linePos[0].line}:${err.linePos[0].col}`
+      : sourceName;
     const msg = oneLine(err.message.split(/ at line \d+, column \d+/)[0]);
     throw new ScenarioError(where, '', `YAML syntax error: ${msg}`);
   }

@@ -55,9 +55,12 @@ export interface EventRecord {
   split?: number;
   /** fork: the child's name. */
   child?: string;
+  /** sysfs: the file written (relative to the transparent_hugepage directory). */
+  path?: string;
   /** sleep: milliseconds advanced. */
   ms?: number;
-  /** report: the index into RunResult.reports. */
+  /** report: the label and the index into RunResult.reports. */
+  label?: string;
   report?: number;
 }
 
@@ -149,8 +152,16 @@ export function runConfig(s: Scenario): RunConfig {
   };
 }
 
-function errMessage(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ');
+/** An error's message on one line; an Errno's "ERRNO: " prefix goes when the rest names an errno. */
+export function errMessage(e: unknown): string {
+  let msg = e instanceof Error ? e.message : String(e);
+  if (
+    e instanceof Errno &&
+    msg.startsWith(`${e.errno}: `) &&
+    /\bE[A-Z]{2,}\b/.test(msg.slice(e.errno.length + 2))
+  )
+    msg = msg.slice(e.errno.length + 2);
+  return msg.replace(/\s*\n\s*/g, ' ');
 }
 
 /** "mmap app/heap" etc., for error messages. */
@@ -202,7 +213,9 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       procs.set(p.name, ref);
       order.push(ref);
     } catch (e) {
-      throw new ScenarioError(source, `processes[${i}]`, `spawn failed: ${errMessage(e)}`, { cause: e });
+      throw new ScenarioError(source, `processes[${i}]`, `spawn failed: ${errMessage(e)}`, {
+        cause: e,
+      });
     }
   }
   for (const [path, value] of Object.entries(s.sysfs ?? {})) {
@@ -226,7 +239,14 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     for (const p of order) {
       if (p.exited) continue;
       const vmas = machine.smaps(p.mm).map((v) => ({ ...v, byOrder: { ...v.byOrder } }));
-      const totals = { Size: 0, Rss: 0, Anonymous: 0, AnonHugePages: 0, Swap: 0, byOrder: {} as Record<number, number> };
+      const totals = {
+        Size: 0,
+        Rss: 0,
+        Anonymous: 0,
+        AnonHugePages: 0,
+        Swap: 0,
+        byOrder: {} as Record<number, number>,
+      };
       for (const v of vmas) {
         totals.Size += v.Size;
         totals.Rss += v.Rss;
@@ -267,12 +287,18 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const procOf = (name: string, i: number): ProcRef => {
     const p = procs.get(name);
     // checkScenario() rules these out for validated scenarios.
-    if (!p || p.exited) throw new ScenarioError(source, `timeline[${i}].proc`, `no live process "${name}"`);
+    if (!p || p.exited)
+      throw new ScenarioError(source, `timeline[${i}].proc`, `no live process "${name}"`);
     return p;
   };
   const vmaOf = (p: ProcRef, name: string, i: number): VmaRef => {
     const v = p.vmas.get(name);
-    if (!v) throw new ScenarioError(source, `timeline[${i}].vma`, `no vma "${name}" in process "${p.name}"`);
+    if (!v)
+      throw new ScenarioError(
+        source,
+        `timeline[${i}].vma`,
+        `no vma "${name}" in process "${p.name}"`,
+      );
     return v;
   };
   const rangeOf = (v: VmaRef, e: { offset?: number; length?: number }) => {
@@ -311,7 +337,10 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     }
     if ('first' in pattern) {
       const n = Math.min(pattern.first, units);
-      return { outcome: machine.touch(mm, addr, Math.min(n * unit, length), write, e.stride), accesses: n };
+      return {
+        outcome: machine.touch(mm, addr, Math.min(n * unit, length), write, e.stride),
+        accesses: n,
+      };
     }
     let pick: (u: number) => boolean;
     if ('every' in pattern) {
@@ -425,12 +454,15 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         return { ...rec, split: machine.shrink() };
       case 'sysfs': {
         const value = String(e.value);
-        machine.sysfsWrite(sysfsRelPath(e.path), value);
-        return { ...rec, result: value };
+        const path = sysfsRelPath(e.path);
+        machine.sysfsWrite(path, value);
+        return { ...rec, path, result: value };
       }
-      case 'report':
-        reports.push(snapshot(e.label ?? `timeline[${i}]`, i));
-        return { ...rec, report: reports.length - 1 };
+      case 'report': {
+        const label = e.label ?? `timeline[${i}]`;
+        reports.push(snapshot(label, i));
+        return { ...rec, label, report: reports.length - 1 };
+      }
     }
   };
 
@@ -452,14 +484,19 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     try {
       reports.push(snapshot('final', null));
     } catch (err) {
-      throw new ScenarioError(source, '', `final report: model error: ${errMessage(err)}`, { cause: err });
+      throw new ScenarioError(source, '', `final report: model error: ${errMessage(err)}`, {
+        cause: err,
+      });
     }
   }
 
   return {
     format: 'thpsim-run',
     version: 1,
-    scenario: { name: s.name, ...(s.description !== undefined ? { description: s.description } : {}) },
+    scenario: {
+      name: s.name,
+      ...(s.description !== undefined ? { description: s.description } : {}),
+    },
     config,
     sysfs,
     events,
@@ -469,5 +506,5 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
 
 /** A short description of the machine, e.g. "x86-64-4k, 4KiB pages, 2MiB PMD, 1GiB RAM". */
 export function describeConfig(c: RunConfig): string {
-  return `${c.profile}, ${c.geometry} (${formatSize(c.pageSize)} pages, ${formatSize(c.pmdSize)} PMD), RAM ${formatSize(c.ramBytes)}, swap ${formatSize(c.swapBytes)}, seed ${c.seed}`;
+  return `${c.profile}, ${c.geometry} (${formatSize(c.pageSize)} pages, ${formatSize(c.pmdSize)} PMD), RAM ${formatSize(c.ramBytes)}, ${c.swapBytes ? `swap ${formatSize(c.swapBytes)}` : 'no swap'}, seed ${c.seed}`;
 }

@@ -10,7 +10,14 @@ import { SIZE_HINT, SizeError, describeValue, parseSize } from './size.ts';
 export const SCENARIO_VERSION = 1;
 
 export const PROTS = ['none', 'r', 'rw', 'rx', 'rwx'] as const;
-export const ADVICES = ['hugepage', 'nohugepage', 'dontneed', 'free', 'pageout', 'collapse'] as const;
+export const ADVICES = [
+  'hugepage',
+  'nohugepage',
+  'dontneed',
+  'free',
+  'pageout',
+  'collapse',
+] as const;
 export const MADVISE_RESULTS = ['ok', 'EINVAL', 'ENOMEM', 'EBUSY', 'EAGAIN'] as const;
 export const THP_DISABLE = ['none', 'all', 'except-advised'] as const;
 
@@ -20,7 +27,10 @@ export type MadviseResult = (typeof MADVISE_RESULTS)[number];
 function size(opts: { positive?: boolean; powerOfTwo?: boolean } = {}) {
   return z.unknown().transform((v, ctx): number => {
     if (v === undefined) {
-      ctx.addIssue({ code: 'custom', message: `required field is missing (expected ${SIZE_HINT})` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `required field is missing (expected ${SIZE_HINT})`,
+      });
       return z.NEVER;
     }
     let n: number;
@@ -31,7 +41,10 @@ function size(opts: { positive?: boolean; powerOfTwo?: boolean } = {}) {
       return z.NEVER;
     }
     if (opts.positive && n === 0) {
-      ctx.addIssue({ code: 'custom', message: `expected a size greater than 0, got ${describeValue(v)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a size greater than 0, got ${describeValue(v)}`,
+      });
       return z.NEVER;
     }
     if (opts.powerOfTwo && (n === 0 || 2 ** Math.round(Math.log2(n)) !== n)) {

@@ -128,7 +128,7 @@ export class Machine {
     if (a.alignBytes !== undefined) {
       if (
         a.alignBytes % ps !== 0 ||
-        ((a.alignBytes & (a.alignBytes - 1)) !== 0 && a.alignBytes < 2 ** 31)
+        !Number.isInteger(Math.log2(a.alignBytes))
       )
         throw new Errno(
           'EINVAL',
