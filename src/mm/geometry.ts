@@ -68,7 +68,7 @@ const TABLE: Record<GeometryName, Geometry> = {
   // 48-bit VA, 4 levels of 9 bits.
   'x86-64-4k': make('x86-64-4k', 'x86-64', 12, [9, 9, 9, 9], 0),
   'arm64-4k': make('arm64-4k', 'arm64', 12, [9, 9, 9, 9], 4),
-  // 47-bit VA: the top level holds 2 entries.
+  // 48-bit VA with 16K pages: the top level holds 2 entries.
   'arm64-16k': make('arm64-16k', 'arm64', 14, [1, 11, 11, 11], 7),
   // 48-bit VA: PTE and PMD levels of 13 bits, PUD of 6 bits, PGD folded.
   'arm64-64k': make('arm64-64k', 'arm64', 16, [0, 6, 13, 13], 5),

@@ -157,10 +157,16 @@ export class Kernel {
     if (order <= 1 || !(f.flags[head] & PG_ANON)) return;
     if (partiallyMapped && !(f.flags[head] & PG_PARTIALLY_MAPPED)) {
       f.set(head, PG_PARTIALLY_MAPPED);
-      this.stats.event('thp_deferred_split_page');
+      // THP_DEFERRED_SPLIT_PAGE counts PMD-mappable folios only (folio_test_pmd_mappable).
+      if (order >= this.geo.pmdOrder) this.stats.event('thp_deferred_split_page');
       this.stats.mthpStat(order, 'split_deferred');
       this.stats.mthpStat(order, 'nr_anon_partially_mapped');
-    } else if (!partiallyMapped && order !== this.geo.pmdOrder) return;
+    } else if (
+      !partiallyMapped &&
+      // Whole THPs are queued only for the underused shrinker, and not at all while it is off.
+      (order !== this.geo.pmdOrder || !this.settings.shrinkUnderused)
+    )
+      return;
     if (!(f.flags[head] & PG_DEFERRED)) {
       f.set(head, PG_DEFERRED);
       this.deferredSplit.add(head);

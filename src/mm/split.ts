@@ -208,7 +208,8 @@ function forEachPteMappingRange(
 /** thp_underused: more zero-filled pages than max_ptes_none allows. */
 export function thpUnderused(k: Kernel, head: number): boolean {
   const maxNone = k.settings.khugepaged.maxPtesNone;
-  if (!k.settings.shrinkUnderused || maxNone === k.geo.ptrsPerPte - 1) return false;
+  // shrink_underused is checked when the THP is queued (deferred_split_folio), not here.
+  if (maxNone === k.geo.ptrsPerPte - 1) return false;
   const n = 2 ** k.folios.order[head];
   let zeros = 0;
   for (let i = 0; i < n; i++) {
@@ -228,12 +229,16 @@ export function* deferredSplitScan(k: Kernel): Step<number> {
     let underused = false;
     if (!(f.flags[head] & PG_PARTIALLY_MAPPED)) {
       underused = thpUnderused(k, head);
-      if (!underused) continue;
+      if (!underused) {
+        // Considered used: off the queue for good; only partially mapped folios are requeued.
+        k.deferredSplitRemove(head);
+        continue;
+      }
     }
     if (yield* splitFolio(k, head)) {
       split++;
       if (underused) k.stats.event('thp_underused_split_page');
-    }
+    } else if (!(f.flags[head] & PG_PARTIALLY_MAPPED)) k.deferredSplitRemove(head);
   }
   return split;
 }
