@@ -11,7 +11,10 @@ import { entryLoc, levelIndex, pmdAlloc, pmdReadLockless, pteAlloc } from './pag
 import {
   B_DIRTY,
   B_EXCLUSIVE,
+  B_PROTNONE,
+  B_SOFT_DIRTY,
   B_SPECIAL,
+  B_UFFD_WP,
   B_WRITE,
   B_YOUNG,
   E_NONE,
@@ -20,7 +23,6 @@ import {
   E_TABLE,
   E_TYPE_MASK,
   PMD,
-
   T_DEPOSITED,
 } from './pgtable.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapAddPtes, rmapRemovePtes } from './rmap.ts';
@@ -72,7 +74,7 @@ export function* hwAccess(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<
   const pmdBits: number = yield* pmdReadLockless(k, pmdT, pmdI);
   const pmdType = pmdBits & E_TYPE_MASK;
   if (pmdType === E_PRESENT) {
-    if (write && !(pmdBits & B_WRITE)) return NO_PFN;
+    if (pmdBits & B_PROTNONE || (write && !(pmdBits & B_WRITE))) return NO_PFN;
     const i = pmdT * pt.pmd.entriesPerTable + pmdI;
     pt.pmd.bits[i] |= write ? B_YOUNG | B_DIRTY : B_YOUNG;
     const pfn = pt.pmd.val[i] + (vpn % k.geo.ptrsPerPte);
@@ -85,7 +87,7 @@ export function* hwAccess(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<
   const i = pteT * pt.pte.entriesPerTable + pteI;
   yield readShared(S_PTE_ENTRY, i);
   const bits = pt.pte.bits[i];
-  if ((bits & E_TYPE_MASK) !== E_PRESENT) return NO_PFN;
+  if ((bits & E_TYPE_MASK) !== E_PRESENT || bits & B_PROTNONE) return NO_PFN;
   if (write && !(bits & B_WRITE)) return NO_PFN;
   pt.pte.bits[i] = bits | (write ? B_YOUNG | B_DIRTY : B_YOUNG);
   const pfn = pt.pte.val[i];
@@ -202,7 +204,10 @@ function* doHugePmdAnonymousPage(
   const pmd = k.pt.pmd;
   if (!write && k.settings.useZeroPage) {
     const zero = hugeZeroFolio(k);
-    if (zero === NO_PFN) return VM_FAULT_FALLBACK;
+    if (zero === NO_PFN) {
+      k.stats.event('thp_fault_fallback');
+      return VM_FAULT_FALLBACK;
+    }
     const pgtable = k.pt.pte.alloc(vma.mm.id);
     yield lock(L_PMD_LOCK, pmdT);
     const installed = (pmd.getBits(pmdT, pmdI) & E_TYPE_MASK) === E_NONE;
@@ -570,10 +575,18 @@ function* doSwapPage(
   rmapAddPtes(k, folio, pfn, 1, vma);
   sw.count[slot]--;
   vma.mm.swapEnts--;
-  const exclusive = (orig & B_EXCLUSIVE) !== 0 || sw.count[slot] === 0;
+  // Exclusive by the swap entry's bit, or because nothing else refers to the page any more: no
+  // other swap entry and no other mapping (the kernel's folio_ref_count() == 1 test).
+  const exclusive =
+    (orig & B_EXCLUSIVE) !== 0 ||
+    (sw.count[slot] === 0 && f.order[folio] === 0 && f.mapcount[folio] === 1);
   if (exclusive) f.flags[pfn] |= PG_ANON_EXCLUSIVE;
-  const w = write && exclusive && vma.flags & VM_WRITE ? B_WRITE | B_DIRTY : 0;
-  pte.set(pteT, pteI, pfn, E_PRESENT | B_YOUNG | w);
+  // An exclusive page is mapped writable even on a read fault (dirty only on a write); the
+  // swap entry's soft-dirty and uffd-wp bits carry over, and uffd-wp keeps it read-only.
+  const carry = orig & (B_SOFT_DIRTY | B_UFFD_WP);
+  const w =
+    exclusive && vma.flags & VM_WRITE && !(carry & B_UFFD_WP) ? B_WRITE | (write ? B_DIRTY : 0) : 0;
+  pte.set(pteT, pteI, pfn, E_PRESENT | B_YOUNG | w | carry);
   yield unlock(L_PTE_LOCK, pteT);
   swapCacheMaybeDrop(k, folio);
   return ret;

@@ -77,7 +77,7 @@ export function* doMmap(k: Kernel, mm: Mm, req: MmapRequest): Step<number> {
 }
 
 /** Detach, zap and free [start, end) of an mm; the caller holds the mmap write lock. */
-function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Step<void> {
+export function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Step<void> {
   const vmas: Vma[] = yield* splitRange(k, mm, start, end);
   if (vmas.length === 0) return;
   for (const vma of vmas) {

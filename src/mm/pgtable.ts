@@ -28,6 +28,8 @@ export const B_EXCLUSIVE = 1 << 8;
 export const B_SPECIAL = 1 << 9;
 /** arm64 contiguous hint (PTE_CONT), set when a naturally aligned block maps one folio. */
 export const B_CONT = 1 << 10;
+/** PROT_NONE entry (pte_protnone): present for the kernel, inaccessible to the hardware. */
+export const B_PROTNONE = 1 << 11;
 
 export const MARKER_UFFD_WP = 1;
 export const MARKER_GUARD = 2;

@@ -125,11 +125,13 @@ export function* splitFolio(k: Kernel, head: number): Step<boolean> {
   const order = f.order[head];
   if (order === 0) return true;
   const avId = f.mapping[head];
+  // anon_vma_lock_write takes the root's rwsem.
+  const rootId = k.anonVmas.get(avId)?.root.id ?? avId;
   yield lock(L_FOLIO_LOCK, head);
-  yield lock(L_ANON_VMA_WRITE, avId);
+  yield lock(L_ANON_VMA_WRITE, rootId);
   // can_split_folio: only the mappings and the swap cache may hold references.
   if (f.refcount[head] !== f.expectedRefcount(head) || f.pincount[head] > 0) {
-    yield unlock(L_ANON_VMA_WRITE, avId);
+    yield unlock(L_ANON_VMA_WRITE, rootId);
     yield unlock(L_FOLIO_LOCK, head);
     k.stats.mthpStat(order, 'split_failed');
     if (order === k.geo.pmdOrder) k.stats.event('thp_split_page_failed');
@@ -174,7 +176,7 @@ export function* splitFolio(k: Kernel, head: number): Step<boolean> {
   forEachPteMappingRange(k, head, n, (vma, pteT, pteI, pfn) => {
     if (f.data[pfn] === 0 && !swapcache) toZero.push([vma, pteT, pteI, pfn]);
   });
-  yield unlock(L_ANON_VMA_WRITE, avId);
+  yield unlock(L_ANON_VMA_WRITE, rootId);
   yield unlock(L_FOLIO_LOCK, head);
   for (const [vma, pteT, pteI, pfn] of toZero) {
     yield lock(L_PTE_LOCK, pteT);

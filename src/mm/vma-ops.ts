@@ -3,6 +3,9 @@
 
 import { anonVmaLink } from './anon-vma.ts';
 import type { Kernel } from './kernel.ts';
+import { levelIndex, pmdTableOf } from './pagewalk.ts';
+import { E_PRESENT, PMD } from './pgtable.ts';
+import { splitHugePmd } from './split.ts';
 import { L_VMA_WRITE, type Step, lock } from './step.ts';
 import { canMerge, type Mm, type Vma } from './vma.ts';
 
@@ -13,9 +16,20 @@ export function* vmaStartWrite(vma: Vma): Step<void> {
   vma.vmLockSeq = vma.mm.mmLockSeq;
 }
 
+/** split_huge_pmd_if_needed (vma_adjust_trans_huge): no huge PMD may straddle a new boundary. */
+function* splitHugePmdAt(k: Kernel, vma: Vma, vpn: number): Step<void> {
+  const ptrs = k.geo.ptrsPerPte;
+  const base = vpn - (vpn % ptrs);
+  if (base === vpn || base < vma.start || base + ptrs > vma.end) return;
+  const pmdT = pmdTableOf(k, vma.mm, vpn);
+  const pmdI = levelIndex(k, vpn, PMD);
+  if (pmdT && k.pt.pmd.type(pmdT, pmdI) === E_PRESENT) yield* splitHugePmd(k, vma, pmdT, pmdI);
+}
+
 /** split_vma: cut vma at vpn; the new VMA takes [vpn, end). Returns the upper part. */
 export function* splitVma(k: Kernel, vma: Vma, vpn: number): Step<Vma> {
   yield* vmaStartWrite(vma);
+  yield* splitHugePmdAt(k, vma, vpn);
   const upper = k.newVma(vma.mm, vpn, vma.end, vma.flags, vma.linearIndex(vpn), vma.file, vma.name);
   upper.anonVma = vma.anonVma;
   for (const av of vma.chain) anonVmaLink(upper, av);

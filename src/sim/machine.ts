@@ -126,10 +126,7 @@ export class Machine {
     const pages = Math.ceil(a.lengthBytes / ps);
     let alignPages: number | undefined;
     if (a.alignBytes !== undefined) {
-      if (
-        a.alignBytes % ps !== 0 ||
-        !Number.isInteger(Math.log2(a.alignBytes))
-      )
+      if (a.alignBytes % ps !== 0 || !Number.isInteger(Math.log2(a.alignBytes)))
         throw new Errno(
           'EINVAL',
           `alignment ${a.alignBytes} is not a power-of-two multiple of the page size`,
