@@ -4,6 +4,7 @@
 
 import { khugepagedEnterVma } from '../khugepaged/enter.ts';
 import { anonVmaPrepare } from './anon-vma.ts';
+import { doFileFault } from './fault-file.ts';
 import { PG_ANON, PG_ANON_EXCLUSIVE, PG_SWAPCACHE, PG_ZERO } from './folio.ts';
 import { highestOrder } from './geometry.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
@@ -148,6 +149,7 @@ export function* handleMmFault(
   if (!vmaAccessOk(vma, write)) return VM_FAULT_SIGSEGV;
   const pmdT: number = yield* pmdAlloc(k, vma.mm, vpn);
   const pmdI = levelIndex(k, vpn, PMD);
+  if (vma.file !== 0) return yield* doFileFault(k, vma, vpn, pmdT, pmdI, write, vmaLock);
   const pmdBits: number = yield* pmdReadLockless(k, pmdT, pmdI);
   const type = pmdBits & E_TYPE_MASK;
   const pmdOrder = k.geo.pmdOrder;
@@ -528,7 +530,7 @@ function* doWpPage(
 }
 
 /** do_swap_page: read the slot into a small folio (or find it in the swap cache) and map it. */
-function* doSwapPage(
+export function* doSwapPage(
   k: Kernel,
   vma: Vma,
   vpn: number,

@@ -13,6 +13,7 @@ import { type ThpSettings, defaultSettings } from './settings.ts';
 import { Stats } from './stats.ts';
 import { type EventSink, type Step, runStep } from './step.ts';
 import { SwapDevice } from './swap.ts';
+import type { TraceSink } from './trace.ts';
 import { AnonVma, Mm, Vma } from './vma.ts';
 
 export interface KernelConfig {
@@ -52,6 +53,8 @@ export class Kernel {
   /** Deferred split queue (deferred_split_folio), in insertion order. */
   readonly deferredSplit = new Set<number>();
   readonly khugepaged = { pagesCollapsed: 0, fullScans: 0 };
+  /** Where tracepoints go; null when nobody listens. */
+  traceSink: TraceSink | null = null;
   /** khugepaged's mm_slot list, in registration order (mm ids). */
   readonly khugepagedSlots: number[] = [];
   private nextMmId = 1;
@@ -84,6 +87,11 @@ export class Kernel {
   /** Run a step to completion on this kernel's event sink: the simulator engine. */
   run<T>(step: Step<T>): T {
     return runStep(step, this.sink, 0);
+  }
+
+  /** Emit a tracepoint if anyone listens. */
+  trace(name: string, fields: Record<string, number | string | boolean>): void {
+    if (this.traceSink) this.traceSink({ t: this.clockMs, name, fields });
   }
 
   /** A fresh, never-reused content token for a user write. */

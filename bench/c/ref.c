@@ -1,0 +1,627 @@
+/*
+ * C reference for the thpsim benchmarks: the same work as the model, on the same data layout,
+ * without the model's step/generator machinery. Built at bench time (cc -O2) by bench/run.ts.
+ *
+ *   ref <nPages> <ramPages> <startVpn> <faultReps> <readReps>
+ *
+ * (a) fault: for each of nPages pages, starting at startVpn, do what the model does for a first
+ *     write to an untouched page with THP disabled (userAccess -> hwAccess miss -> faultUser ->
+ *     handleMmFault -> handlePteFault -> doAnonymousPage -> hwAccess hit):
+ *       - hardware walk over four levels of tables (int32 val[] + uint16 bits[], id * 512 + idx),
+ *         which misses;
+ *       - the fault: pgfault counter, lock-depth counting (the BalanceSink the model runs on), VMA
+ *         lookup and permission check, pud/pmd table allocation when missing, the THP-order check,
+ *         a PTE table from the pool when the PMD entry is none (zeroed, linked, used count);
+ *       - a page from a buddy allocator with the model's layout (per-order intrusive free lists
+ *         in next[]/prev[]/freeOrder[] arrays, split on allocation);
+ *       - folio prep and rmap accounting on the same struct-of-arrays (flags, order, refcount,
+ *         pincount, mapcount, entire/ nr-pages-mapped / per-page PTE mapcount, mm-id slots,
+ *         mapping, index, swap slot, data), anon stats and the rss counter;
+ *       - the PTE write (val = pfn, bits = present|young|dirty|write, used count);
+ *       - the retried hardware walk, which hits, sets young/dirty and stores a fresh data token.
+ *     Every repetition starts from freshly allocated (calloc'd) arrays and an initialised buddy
+ *     allocator, as the JavaScript benchmark does with a fresh Kernel; only the loop is timed.
+ * (b) read: after (a), walk the range as walkRange/smapsCounts do (upper levels once per PMD,
+ *     then every entry of each PTE table) reading each entry's type bits and val:
+ *       - "pte":   type bits + val of every entry, counting present/swap entries and summing val;
+ *       - "smaps": additionally what smapsCounts does per present entry (compound head through
+ *                  flags/mapping, folio order, PG_ANON, per-order page counts).
+ * Prints one JSON object; times in seconds, each the median of the repetitions.
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PTRS 512
+#define LVL_SHIFT 9
+
+enum { E_NONE = 0, E_TABLE = 1, E_PRESENT = 2, E_SWAP = 3, E_TYPE_MASK = 7 };
+#define B_YOUNG (1 << 3)
+#define B_DIRTY (1 << 4)
+#define B_WRITE (1 << 5)
+#define B_SPECIAL (1 << 9)
+#define B_PROTNONE (1 << 11)
+enum { T_FREE = 0, T_ALLOCATED = 1, T_LINKED = 2 };
+
+#define PG_HEAD (1 << 0)
+#define PG_TAIL (1 << 1)
+#define PG_ANON (1 << 2)
+#define PG_LRU (1 << 3)
+#define PG_ZERO (1 << 13)
+#define PG_ANON_EXCLUSIVE (1 << 15)
+#define NO_MM (-1)
+#define NIL (-1)
+#define MAX_ORDER 10
+
+#define VM_READ 1
+#define VM_WRITE 2
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU time of the process (user + system), to tell contention on a shared machine apart. */
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void *xcalloc(size_t n, size_t sz) {
+  void *p = calloc(n, sz);
+  if (!p) {
+    fprintf(stderr, "out of memory (%zu x %zu)\n", n, sz);
+    exit(1);
+  }
+  return p;
+}
+
+/* One level of page tables: a pool of tables, entries at id * PTRS + idx. */
+typedef struct {
+  int32_t *val;
+  uint16_t *bits;
+  uint8_t *state;
+  int32_t *owner;
+  int32_t *used;
+  int32_t top;
+  int32_t cap;
+} level_t;
+
+static void level_init(level_t *l, int32_t cap) {
+  l->val = xcalloc((size_t)cap * PTRS, sizeof(int32_t));
+  l->bits = xcalloc((size_t)cap * PTRS, sizeof(uint16_t));
+  l->state = xcalloc(cap, 1);
+  l->owner = xcalloc(cap, sizeof(int32_t));
+  l->used = xcalloc(cap, sizeof(int32_t));
+  l->top = 0;
+  l->cap = cap;
+}
+
+static void level_free(level_t *l) {
+  free(l->val);
+  free(l->bits);
+  free(l->state);
+  free(l->owner);
+  free(l->used);
+}
+
+/* pte_alloc_one: a zeroed table from the pool (id 0 is never used). */
+static inline int32_t level_alloc(level_t *l, int32_t owner) {
+  if (l->top + 1 >= l->cap) {
+    fprintf(stderr, "table pool exhausted\n");
+    exit(1);
+  }
+  int32_t id = ++l->top;
+  size_t base = (size_t)id * PTRS;
+  memset(l->val + base, 0, PTRS * sizeof(int32_t));
+  memset(l->bits + base, 0, PTRS * sizeof(uint16_t));
+  l->state[id] = T_ALLOCATED;
+  l->owner[id] = owner;
+  l->used[id] = 0;
+  return id;
+}
+
+/* TableLevel.set: write an entry, keeping the per-table count of non-none entries. */
+static inline void level_set(level_t *l, int32_t id, int32_t idx, int32_t val, uint16_t bits) {
+  size_t i = (size_t)id * PTRS + idx;
+  int was_none = (l->bits[i] & E_TYPE_MASK) == E_NONE;
+  int is_none = (bits & E_TYPE_MASK) == E_NONE;
+  if (was_none != is_none) l->used[id] += is_none ? -1 : 1;
+  l->val[i] = val;
+  l->bits[i] = bits;
+}
+
+/* Folio metadata, struct of arrays indexed by pfn (FolioTable). */
+typedef struct {
+  uint16_t *flags;
+  uint8_t *order;
+  int32_t *refcount, *pincount, *mapcount, *entire, *nr_mapped, *pte_mapcount;
+  int32_t *mm_id0, *mm_id1, *mm_count0, *mm_count1, *mapping, *swap_slot, *data;
+  double *index;
+} folios_t;
+
+/* Buddy allocator with the model's layout. */
+typedef struct {
+  int64_t nr_pages;
+  int8_t *free_order;
+  int32_t *next, *prev;
+  int32_t head[MAX_ORDER + 1];
+  double nr_free[MAX_ORDER + 1];
+  int64_t free_pages;
+} buddy_t;
+
+static inline void buddy_push(buddy_t *b, int32_t pfn, int order) {
+  int32_t h = b->head[order];
+  b->next[pfn] = h;
+  b->prev[pfn] = NIL;
+  if (h != NIL) b->prev[h] = pfn;
+  b->head[order] = pfn;
+  b->free_order[pfn] = (int8_t)order;
+  b->nr_free[order]++;
+}
+
+static inline void buddy_remove(buddy_t *b, int32_t pfn, int order) {
+  int32_t n = b->next[pfn], p = b->prev[pfn];
+  if (p != NIL) b->next[p] = n;
+  else b->head[order] = n;
+  if (n != NIL) b->prev[n] = p;
+  b->free_order[pfn] = -1;
+  b->nr_free[order]--;
+}
+
+static void buddy_free_block(buddy_t *b, int32_t pfn, int order) {
+  int32_t p = pfn;
+  int o = order;
+  while (o < MAX_ORDER) {
+    int32_t buddy = p ^ (1 << o);
+    if (buddy >= b->nr_pages || b->free_order[buddy] != o) break;
+    buddy_remove(b, buddy, o);
+    if (buddy < p) p = buddy;
+    o++;
+  }
+  buddy_push(b, p, o);
+}
+
+/* memblock_free_all: every page but pfn 0 (the zero page) in the largest aligned blocks. */
+static void buddy_init(buddy_t *b, int64_t nr_pages) {
+  b->nr_pages = nr_pages;
+  b->free_order = malloc(nr_pages);
+  b->next = malloc(nr_pages * sizeof(int32_t));
+  b->prev = malloc(nr_pages * sizeof(int32_t));
+  memset(b->free_order, 0xff, nr_pages);
+  memset(b->next, 0xff, nr_pages * sizeof(int32_t));
+  memset(b->prev, 0xff, nr_pages * sizeof(int32_t));
+  for (int o = 0; o <= MAX_ORDER; o++) {
+    b->head[o] = NIL;
+    b->nr_free[o] = 0;
+  }
+  b->free_pages = 0;
+  int64_t pfn = 0;
+  while (pfn < nr_pages) {
+    if (pfn == 0) {
+      pfn++;
+      continue;
+    }
+    int order = MAX_ORDER;
+    while (order > 0 && (pfn % (1 << order) != 0 || pfn + (1 << order) > nr_pages)) order--;
+    buddy_free_block(b, (int32_t)pfn, order);
+    b->free_pages += 1 << order;
+    pfn += 1 << order;
+  }
+}
+
+static inline int32_t buddy_alloc(buddy_t *b, int order) {
+  int o = order;
+  while (o <= MAX_ORDER && b->head[o] == NIL) o++;
+  if (o > MAX_ORDER) return NIL;
+  int32_t pfn = b->head[o];
+  buddy_remove(b, pfn, o);
+  while (o > order) {
+    o--;
+    buddy_push(b, pfn + (1 << o), o);
+  }
+  b->free_pages -= 1 << order;
+  return pfn;
+}
+
+typedef struct {
+  level_t pgd, pud, pmd, pte;
+  folios_t f;
+  buddy_t buddy;
+  int64_t nr_pages;
+  int32_t mm_id, mm_pgd;
+  /* The one VMA and the mm/stat counters the fault touches. */
+  int64_t vma_start, vma_end;
+  int vma_flags;
+  int32_t anon_vma;
+  int64_t pgfault, anon_mapped, rss_anon;
+  int32_t data_token;
+  int64_t lock_depth;
+  int thp_enabled;
+} kernel_t;
+
+static void kernel_init(kernel_t *k, int64_t nr_pages, int64_t n_pte_tables) {
+  memset(k, 0, sizeof(*k));
+  k->nr_pages = nr_pages;
+  /* Pools sized for the range (the model grows its pools by doubling instead). */
+  level_init(&k->pgd, 4);
+  level_init(&k->pud, (int32_t)(n_pte_tables / (PTRS * PTRS) + 4));
+  level_init(&k->pmd, (int32_t)(n_pte_tables / PTRS + 4));
+  level_init(&k->pte, (int32_t)(n_pte_tables + 4));
+  folios_t *f = &k->f;
+  f->flags = xcalloc(nr_pages, 2);
+  f->order = xcalloc(nr_pages, 1);
+  f->refcount = xcalloc(nr_pages, 4);
+  f->pincount = xcalloc(nr_pages, 4);
+  f->mapcount = xcalloc(nr_pages, 4);
+  f->entire = xcalloc(nr_pages, 4);
+  f->nr_mapped = xcalloc(nr_pages, 4);
+  f->pte_mapcount = xcalloc(nr_pages, 4);
+  f->mm_id0 = malloc(nr_pages * 4);
+  f->mm_id1 = malloc(nr_pages * 4);
+  memset(f->mm_id0, 0xff, nr_pages * 4);
+  memset(f->mm_id1, 0xff, nr_pages * 4);
+  f->mm_count0 = xcalloc(nr_pages, 4);
+  f->mm_count1 = xcalloc(nr_pages, 4);
+  f->mapping = xcalloc(nr_pages, 4);
+  f->index = xcalloc(nr_pages, 8);
+  f->swap_slot = malloc(nr_pages * 4);
+  memset(f->swap_slot, 0xff, nr_pages * 4);
+  f->data = xcalloc(nr_pages, 4);
+  buddy_init(&k->buddy, nr_pages);
+  /* The zero page. */
+  f->flags[0] = PG_HEAD | PG_ZERO;
+  f->refcount[0] = 1;
+  k->mm_id = 1;
+  k->mm_pgd = level_alloc(&k->pgd, k->mm_id);
+  k->pgd.state[k->mm_pgd] = T_LINKED;
+}
+
+static void kernel_free(kernel_t *k) {
+  level_free(&k->pgd);
+  level_free(&k->pud);
+  level_free(&k->pmd);
+  level_free(&k->pte);
+  folios_t *f = &k->f;
+  void *ps[] = {f->flags,     f->order,     f->refcount,  f->pincount, f->mapcount,
+                f->entire,    f->nr_mapped, f->pte_mapcount, f->mm_id0,  f->mm_id1,
+                f->mm_count0, f->mm_count1, f->mapping,   f->index,    f->swap_slot,
+                f->data,      k->buddy.free_order, k->buddy.next, k->buddy.prev};
+  for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) free(ps[i]);
+}
+
+static inline int idx_of(int64_t vpn, int level) {
+  return (int)((vpn >> (LVL_SHIFT * (3 - level))) & (PTRS - 1));
+}
+
+/* hwAccess: walk, check, set young/dirty, store a fresh value; pfn or -1 on a miss. */
+static inline int32_t hw_access(kernel_t *k, int64_t vpn, int write) {
+  size_t i = (size_t)k->mm_pgd * PTRS + idx_of(vpn, 0);
+  if ((k->pgd.bits[i] & E_TYPE_MASK) != E_TABLE) return -1;
+  i = (size_t)k->pgd.val[i] * PTRS + idx_of(vpn, 1);
+  if ((k->pud.bits[i] & E_TYPE_MASK) != E_TABLE) return -1;
+  i = (size_t)k->pud.val[i] * PTRS + idx_of(vpn, 2);
+  uint16_t pmd_bits = k->pmd.bits[i];
+  if ((pmd_bits & E_TYPE_MASK) == E_PRESENT) {
+    if (pmd_bits & B_PROTNONE || (write && !(pmd_bits & B_WRITE))) return -1;
+    k->pmd.bits[i] |= write ? B_YOUNG | B_DIRTY : B_YOUNG;
+    int32_t pfn = k->pmd.val[i] + (int32_t)(vpn & (PTRS - 1));
+    if (write) k->f.data[pfn] = ++k->data_token;
+    return pfn;
+  }
+  if ((pmd_bits & E_TYPE_MASK) != E_TABLE) return -1;
+  i = (size_t)k->pmd.val[i] * PTRS + idx_of(vpn, 3);
+  uint16_t bits = k->pte.bits[i];
+  if ((bits & E_TYPE_MASK) != E_PRESENT || bits & B_PROTNONE) return -1;
+  if (write && !(bits & B_WRITE)) return -1;
+  k->pte.bits[i] = bits | (write ? B_YOUNG | B_DIRTY : B_YOUNG);
+  int32_t pfn = k->pte.val[i];
+  if (write) k->f.data[pfn] = ++k->data_token;
+  return pfn;
+}
+
+/* __pud_alloc / __pmd_alloc. */
+static inline int32_t alloc_lower(kernel_t *k, level_t *upper, level_t *lower, int32_t table,
+                                  int idx) {
+  size_t i = (size_t)table * PTRS + idx;
+  if ((upper->bits[i] & E_TYPE_MASK) == E_TABLE) return upper->val[i];
+  int32_t fresh = level_alloc(lower, k->mm_id);
+  k->lock_depth++;
+  level_set(upper, table, idx, fresh, E_TABLE);
+  lower->state[fresh] = T_LINKED;
+  k->lock_depth--;
+  return fresh;
+}
+
+/* folio_alloc(0) + prep. */
+static inline int32_t alloc_folio0(kernel_t *k) {
+  int32_t pfn = buddy_alloc(&k->buddy, 0);
+  if (pfn == NIL) return NIL;
+  folios_t *f = &k->f;
+  f->order[pfn] = 0;
+  f->flags[pfn] = PG_HEAD;
+  f->refcount[pfn] = 1;
+  f->pincount[pfn] = 0;
+  f->mapcount[pfn] = 0;
+  f->entire[pfn] = 0;
+  f->nr_mapped[pfn] = 0;
+  f->mm_id0[pfn] = NO_MM;
+  f->mm_id1[pfn] = NO_MM;
+  f->mm_count0[pfn] = 0;
+  f->mm_count1[pfn] = 0;
+  f->mapping[pfn] = 0;
+  f->index[pfn] = 0;
+  f->swap_slot[pfn] = -1;
+  f->pte_mapcount[pfn] = 0;
+  f->data[pfn] = 0;
+  return pfn;
+}
+
+/* faultUser -> handleMmFault -> handlePteFault -> doAnonymousPage, order 0, write. */
+static inline int fault(kernel_t *k, int64_t vpn, int write) {
+  k->pgfault++;
+  k->lock_depth++; /* rcu */
+  if (vpn < k->vma_start || vpn >= k->vma_end) return -1;
+  if (write && !(k->vma_flags & VM_WRITE)) return -1;
+  k->lock_depth++; /* vma read lock */
+  k->lock_depth--; /* rcu */
+  int32_t pud = alloc_lower(k, &k->pgd, &k->pud, k->mm_pgd, idx_of(vpn, 0));
+  int32_t pmdT = alloc_lower(k, &k->pud, &k->pmd, pud, idx_of(vpn, 1));
+  int pmdI = idx_of(vpn, 2);
+  size_t pi = (size_t)pmdT * PTRS + pmdI;
+  if ((k->pmd.bits[pi] & E_TYPE_MASK) == E_NONE && k->thp_enabled) return -1; /* not modelled */
+  int32_t pteT;
+  if ((k->pmd.bits[pi] & E_TYPE_MASK) == E_NONE) {
+    int32_t fresh = level_alloc(&k->pte, k->mm_id);
+    k->lock_depth++;
+    level_set(&k->pmd, pmdT, pmdI, fresh, E_TABLE);
+    k->pte.state[fresh] = T_LINKED;
+    k->lock_depth--;
+    pteT = fresh;
+  } else if ((k->pmd.bits[pi] & E_TYPE_MASK) == E_TABLE) {
+    pteT = k->pmd.val[pi];
+  } else
+    return 0;
+  int pteI = (int)(vpn & (PTRS - 1));
+  size_t ei = (size_t)pteT * PTRS + pteI;
+  if ((k->pte.bits[ei] & E_TYPE_MASK) != E_NONE) return 0;
+  if (!k->anon_vma) k->anon_vma = 1; /* anon_vma_prepare, once */
+  int32_t folio = alloc_folio0(k);
+  if (folio == NIL) return -2;
+  k->lock_depth++; /* pte lock */
+  if (k->pmd.val[pi] != pteT || (k->pte.bits[ei] & E_TYPE_MASK) != E_NONE) {
+    k->lock_depth--;
+    return 0;
+  }
+  folios_t *f = &k->f;
+  /* folio_add_new_anon_rmap */
+  f->flags[folio] |= PG_ANON | PG_LRU;
+  f->mapping[folio] = k->anon_vma;
+  f->index[folio] = (double)vpn; /* vm_pgoff + (vpn - vm_start), pgoff == start */
+  f->flags[folio] |= PG_ANON_EXCLUSIVE;
+  /* folio_add_anon_rmap_ptes */
+  int32_t before = f->entire[folio] > 0 ? 1 : f->nr_mapped[folio];
+  if (f->pte_mapcount[folio]++ == 0) f->nr_mapped[folio]++;
+  f->mapcount[folio] += 1;
+  k->anon_mapped += (f->entire[folio] > 0 ? 1 : f->nr_mapped[folio]) - before;
+  k->rss_anon += 1;
+  uint16_t w = k->vma_flags & VM_WRITE ? B_WRITE | B_DIRTY : 0;
+  level_set(&k->pte, pteT, pteI, folio, E_PRESENT | B_YOUNG | w);
+  k->lock_depth--; /* pte lock */
+  k->lock_depth--; /* vma read lock */
+  return 0;
+}
+
+/* userAccess. */
+static inline int user_access(kernel_t *k, int64_t vpn, int write) {
+  if (hw_access(k, vpn, write) != -1) return 0;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    int r = fault(k, vpn, write);
+    if (r < 0) return r;
+    if (hw_access(k, vpn, write) != -1) return 1;
+  }
+  return -3;
+}
+
+/* The PMD table covering vpn, or 0 (pmdTableOf). */
+static inline int32_t pmd_table_of(kernel_t *k, int64_t vpn) {
+  size_t i = (size_t)k->mm_pgd * PTRS + idx_of(vpn, 0);
+  if ((k->pgd.bits[i] & E_TYPE_MASK) != E_TABLE) return 0;
+  i = (size_t)k->pgd.val[i] * PTRS + idx_of(vpn, 1);
+  if ((k->pud.bits[i] & E_TYPE_MASK) != E_TABLE) return 0;
+  return k->pud.val[i];
+}
+
+typedef struct {
+  int64_t present, swap, other;
+  int64_t sum;
+} pte_counts_t;
+
+/* Read every PTE of [start, end): type bits and val of each entry. */
+static __attribute__((noinline)) void read_ptes(kernel_t *k, int64_t start, int64_t end,
+                                                pte_counts_t *c) {
+  int64_t present = 0, swap = 0, other = 0, sum = 0;
+  for (int64_t s = start; s < end;) {
+    int64_t base = s & ~(int64_t)(PTRS - 1);
+    int64_t e = base + PTRS < end ? base + PTRS : end;
+    int32_t pmdT = pmd_table_of(k, s);
+    if (pmdT) {
+      size_t pi = (size_t)pmdT * PTRS + idx_of(s, 2);
+      uint16_t pb = k->pmd.bits[pi];
+      if ((pb & E_TYPE_MASK) == E_PRESENT) {
+        present += PTRS;
+        sum += k->pmd.val[pi];
+      } else if ((pb & E_TYPE_MASK) == E_TABLE) {
+        size_t off = (size_t)k->pmd.val[pi] * PTRS;
+        const uint16_t *bits = k->pte.bits + off;
+        const int32_t *val = k->pte.val + off;
+        for (int i = (int)(s - base); i < (int)(e - base); i++) {
+          uint16_t b = bits[i];
+          int t = b & E_TYPE_MASK;
+          if (t == E_NONE) continue;
+          if (t == E_SWAP) swap++;
+          if (t == E_PRESENT && !(b & B_SPECIAL)) {
+            present++;
+            sum += val[i];
+          } else
+            other++;
+        }
+      }
+    }
+    s = e;
+  }
+  c->present = present;
+  c->swap = swap;
+  c->other = other;
+  c->sum = sum;
+}
+
+typedef struct {
+  int64_t rss, anonymous, swap;
+  int64_t by_order[32];
+} smaps_counts_t;
+
+/* read_ptes plus the per-entry folio work of smapsCounts. */
+static __attribute__((noinline)) void read_smaps(kernel_t *k, int64_t start, int64_t end,
+                                                 smaps_counts_t *c) {
+  const uint16_t *fflags = k->f.flags;
+  const uint8_t *forder = k->f.order;
+  const int32_t *fmapping = k->f.mapping;
+  memset(c, 0, sizeof(*c));
+  for (int64_t s = start; s < end;) {
+    int64_t base = s & ~(int64_t)(PTRS - 1);
+    int64_t e = base + PTRS < end ? base + PTRS : end;
+    int32_t pmdT = pmd_table_of(k, s);
+    if (pmdT) {
+      size_t pi = (size_t)pmdT * PTRS + idx_of(s, 2);
+      uint16_t pb = k->pmd.bits[pi];
+      if ((pb & E_TYPE_MASK) == E_PRESENT) {
+        int32_t head = k->pmd.val[pi];
+        if (!(fflags[head] & PG_ZERO)) {
+          c->rss += PTRS;
+          c->by_order[forder[head]] += PTRS;
+          if (fflags[head] & PG_ANON) c->anonymous += PTRS;
+        }
+      } else if ((pb & E_TYPE_MASK) == E_TABLE) {
+        size_t off = (size_t)k->pmd.val[pi] * PTRS;
+        const uint16_t *bits = k->pte.bits + off;
+        const int32_t *val = k->pte.val + off;
+        for (int i = (int)(s - base); i < (int)(e - base); i++) {
+          uint16_t b = bits[i];
+          int t = b & E_TYPE_MASK;
+          if (t == E_SWAP) c->swap++;
+          if (t != E_PRESENT || (b & B_SPECIAL)) continue;
+          int32_t pfn = val[i];
+          int32_t head = (fflags[pfn] & PG_TAIL) ? fmapping[pfn] : pfn;
+          c->rss++;
+          c->by_order[forder[head]]++;
+          if (fflags[head] & PG_ANON) c->anonymous++;
+        }
+      }
+    }
+    s = e;
+  }
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(const double *samples, int n) {
+  double xs[64];
+  memcpy(xs, samples, n * sizeof(double));
+  qsort(xs, n, sizeof(double), cmp_double);
+  return n % 2 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+}
+
+static void print_list(const double *xs, int n) {
+  printf("[");
+  for (int i = 0; i < n; i++) printf("%s%.9f", i ? ", " : "", xs[i]);
+  printf("]");
+}
+
+int main(int argc, char **argv) {
+  if (argc != 6) {
+    fprintf(stderr, "usage: %s nPages ramPages startVpn faultReps readReps\n", argv[0]);
+    return 2;
+  }
+  int64_t n = atoll(argv[1]);
+  int64_t ram = atoll(argv[2]);
+  int64_t start = atoll(argv[3]);
+  int fault_reps = atoi(argv[4]);
+  int read_reps = atoi(argv[5]);
+  if (n <= 0 || ram <= n || fault_reps < 1 || read_reps < 1 || fault_reps > 64 || read_reps > 64) {
+    fprintf(stderr, "bad arguments\n");
+    return 2;
+  }
+  int64_t tables = (start + n + PTRS - 1) / PTRS - start / PTRS + 1;
+  double fault_s[64], pte_s[64], smaps_s[64], fault_cpu[64], pte_cpu[64], smaps_cpu[64];
+  kernel_t k;
+  int64_t checksum = 0;
+  for (int r = 0; r < fault_reps; r++) {
+    kernel_init(&k, ram, tables);
+    k.vma_start = start;
+    k.vma_end = start + n;
+    k.vma_flags = VM_READ | VM_WRITE;
+    double c0 = cpu_now();
+    double t0 = now();
+    for (int64_t vpn = start; vpn < start + n; vpn++) {
+      if (user_access(&k, vpn, 1) != 1) {
+        fprintf(stderr, "fault failed at %lld\n", (long long)vpn);
+        return 1;
+      }
+    }
+    fault_s[r] = now() - t0;
+    fault_cpu[r] = cpu_now() - c0;
+    if (k.pgfault != n || k.rss_anon != n || k.anon_mapped != n || k.lock_depth != 0) {
+      fprintf(stderr, "fault accounting mismatch\n");
+      return 1;
+    }
+    checksum += k.data_token;
+    if (r + 1 < fault_reps) kernel_free(&k);
+  }
+  pte_counts_t pc;
+  smaps_counts_t sc;
+  for (int r = 0; r < read_reps + 1; r++) {
+    double c0 = cpu_now(), t0 = now();
+    read_ptes(&k, start, start + n, &pc);
+    double c1 = cpu_now(), t1 = now();
+    read_smaps(&k, start, start + n, &sc);
+    double c2 = cpu_now(), t2 = now();
+    if (r == 0) continue; /* warm-up */
+    pte_s[r - 1] = t1 - t0;
+    smaps_s[r - 1] = t2 - t1;
+    pte_cpu[r - 1] = c1 - c0;
+    smaps_cpu[r - 1] = c2 - c1;
+    checksum += pc.present + pc.sum + sc.rss + sc.anonymous;
+  }
+  if (pc.present != n || sc.rss != n || sc.anonymous != n || sc.by_order[0] != n) {
+    fprintf(stderr, "read mismatch: present %lld rss %lld\n", (long long)pc.present,
+            (long long)sc.rss);
+    return 1;
+  }
+  printf("{\"n\": %lld, \"ramPages\": %lld, \"startVpn\": %lld, ", (long long)n, (long long)ram,
+         (long long)start);
+  printf("\"fault\": {\"median_s\": %.9f, \"samples_s\": ", median(fault_s, fault_reps));
+  print_list(fault_s, fault_reps);
+  printf(", \"cpu_median_s\": %.9f, \"cpu_s\": ", median(fault_cpu, fault_reps));
+  print_list(fault_cpu, fault_reps);
+  printf(", \"freePages\": %lld, \"pteTables\": %d, \"pgfault\": %lld}, ",
+         (long long)k.buddy.free_pages, k.pte.top, (long long)k.pgfault);
+  printf("\"readPte\": {\"median_s\": %.9f, \"samples_s\": ", median(pte_s, read_reps));
+  print_list(pte_s, read_reps);
+  printf(", \"cpu_median_s\": %.9f", median(pte_cpu, read_reps));
+  printf(", \"present\": %lld, \"valSum\": %lld}", (long long)pc.present, (long long)pc.sum);
+  printf(", \"readSmaps\": {\"median_s\": %.9f, \"samples_s\": ", median(smaps_s, read_reps));
+  print_list(smaps_s, read_reps);
+  printf(", \"cpu_median_s\": %.9f", median(smaps_cpu, read_reps));
+  printf(", \"rss\": %lld}, \"checksum\": %lld}\n", (long long)sc.rss, (long long)checksum);
+  kernel_free(&k);
+  return 0;
+}
