@@ -18,7 +18,10 @@ export function khugepagedHasWork(k: Kernel): boolean {
 export function khugepagedEnter(k: Kernel, mm: Mm): void {
   if (mm.khugepagedRegistered || mm.exiting) return;
   mm.khugepagedRegistered = true;
+  const wasEmpty = k.khugepagedSlots.length === 0;
   k.khugepagedSlots.push(mm.id);
+  // The first mm wakes a thread that waits for work.
+  if (wasEmpty || k.khugepaged.wakeAt === Infinity) k.khugepaged.wakeAt = Math.min(k.khugepaged.wakeAt, k.clockMs);
 }
 
 /** khugepaged_enter_vma: register when khugepaged runs and this VMA could be collapsed. */

@@ -52,7 +52,18 @@ export class Kernel {
   clockMs = 0;
   /** Deferred split queue (deferred_split_folio), in insertion order. */
   readonly deferredSplit = new Set<number>();
-  readonly khugepaged = { pagesCollapsed: 0, fullScans: 0 };
+  /** khugepaged's counters, its scan cursor and its thread's next wake-up (simulated ms). */
+  readonly khugepaged = {
+    pagesCollapsed: 0,
+    fullScans: 0,
+    /** khugepaged_scan.mm_slot (an mm id, -1 for none) and .address (vpn). */
+    cursorMm: -1,
+    cursorAddress: 0,
+    /** When the thread runs next; Infinity while it waits for work. */
+    wakeAt: 0,
+    /** A pass interrupted by alloc_sleep_millisecs resumes with this state. */
+    pass: null as null | { progress: number; passThroughHead: number; waitAllowed: boolean },
+  };
   /** Where tracepoints go; null when nobody listens. */
   traceSink: TraceSink | null = null;
   /** khugepaged's mm_slot list, in registration order (mm ids). */

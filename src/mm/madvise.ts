@@ -2,6 +2,7 @@
 // the lock the kernel takes for it: flag changes need the mmap write lock, zapping the read lock.
 
 import { khugepagedEnterVma } from '../khugepaged/enter.ts';
+import { doMadviseCollapse } from '../khugepaged/madvise-collapse.ts';
 import type { Kernel } from './kernel.ts';
 import { mmapWriteUnlock, MmError } from './mmap.ts';
 import { madviseFree, madvisePageout } from './reclaim.ts';
@@ -84,9 +85,10 @@ export function* doMadvise(
         yield* madvisePageout(k, vma, Math.max(start, vma.start), Math.min(end, vma.end));
       yield unlock(L_MMAP_READ, mm.id);
       break;
-    case 'collapse':
-      // madvise_collapse arrives with the khugepaged issue; until then the advice is refused.
-      return 'EINVAL';
+    case 'collapse': {
+      const r = yield* doMadviseCollapse(k, mm, start, end);
+      return r.errno === 0 ? 0 : r.errno;
+    }
     default:
       throw new MmError('EINVAL', `unknown advice ${String(advice)}`);
   }

@@ -26,6 +26,10 @@ export interface MmapRequest {
   alignPages?: number;
   flags: number;
   name: string;
+  /** File id (0: anonymous memory). */
+  file?: number;
+  /** vm_pgoff for file mappings, in pages (default 0). */
+  pgoff?: number;
 }
 
 /** mmap_write_unlock: also ends every VMA write lock (vma_end_write_all). */
@@ -65,7 +69,8 @@ export function* doMmap(k: Kernel, mm: Mm, req: MmapRequest): Step<number> {
         throw new MmError('EEXIST', 'fixed range overlaps a mapping');
       start = req.fixed;
     } else start = chooseAddress(k, mm, req.pages, req.alignPages ?? 1);
-    const vma = k.newVma(mm, start, start + req.pages, req.flags, start, 0, req.name);
+    const file = req.file ?? 0;
+    const vma = k.newVma(mm, start, start + req.pages, req.flags, file ? (req.pgoff ?? 0) : start, file, req.name);
     mm.insertVma(vma);
     yield* mergeAround(mm, start, start + req.pages);
     const merged = mm.findVma(start)!;

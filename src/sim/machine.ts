@@ -1,8 +1,11 @@
 // The facade the scenario runner, the CLI and tests use: byte addresses in, kernel step functions
 // run to completion underneath. It holds no kernel logic of its own.
 
+import { khugepagedRunUntil, khugepagedSettingsChanged, khugepagedSleepChanged } from '../khugepaged/daemon.ts';
+import { doMadviseCollapse } from '../khugepaged/madvise-collapse.ts';
 import { smapsCounts } from '../mm/accounting.ts';
 import { userAccess } from '../mm/fault.ts';
+import { createFile, type CreateFileOptions, dropCaches, fileByName } from '../mm/filemap.ts';
 import { doFork } from '../mm/fork.ts';
 import { orderSizeKb, ordersDescending } from '../mm/geometry.ts';
 import { checkInvariants } from '../mm/invariants.ts';
@@ -14,8 +17,9 @@ import { doMremap } from '../mm/mremap.ts';
 import { deferredSplitScan } from '../mm/split.ts';
 import { MTHP_SERIES_STATS, MTHP_STAT_NAMES } from '../mm/stats.ts';
 import type { Step } from '../mm/step.ts';
+import type { TraceSink } from '../mm/trace.ts';
 import { sysfsRead, sysfsWrite, SysfsError } from '../mm/sysfs.ts';
-import { VM_EXEC, VM_FLAG_NAMES, VM_MAYWRITE, VM_READ, VM_WRITE } from '../mm/vma.ts';
+import { VM_EXEC, VM_FLAG_NAMES, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE } from '../mm/vma.ts';
 import type { Mm, ThpDisable } from '../mm/vma.ts';
 
 export type Prot = 'none' | 'r' | 'rw' | 'rx' | 'rwx';
@@ -28,8 +32,12 @@ export interface MmapArgs {
   /** Align the chosen address to this many bytes (a power of two, e.g. the PMD size). */
   alignBytes?: number;
   prot?: Prot;
-  /** MAP_SHARED anonymous memory (shmem): not supported before the file-collapse issue. */
+  /** MAP_SHARED: with `file` a shared file mapping; without, shared anonymous memory (shmem). */
   shared?: boolean;
+  /** Map this file (created with Machine.createFile) instead of anonymous memory. */
+  file?: string;
+  /** Offset into the file in bytes (page aligned). */
+  offsetBytes?: number;
   name?: string;
 }
 
@@ -113,6 +121,19 @@ export class Machine {
     }
   }
 
+  private anonShmem = 0;
+
+  /** Create a file (regular, or tmpfs with `tmpfs: true`) of sizeBytes, its pages on "disk". */
+  createFile(name: string, sizeBytes: number, opts: CreateFileOptions = {}): void {
+    const pages = Math.ceil(sizeBytes / this.pageSize);
+    this.run(wrap(() => createFile(this.kernel, name, pages, opts)));
+  }
+
+  /** echo 3 > /proc/sys/vm/drop_caches. */
+  dropCaches(): void {
+    dropCaches(this.kernel);
+  }
+
   /** A new process (its own mm). */
   spawn(name: string): Mm {
     return this.kernel.newMm(name);
@@ -120,7 +141,6 @@ export class Machine {
 
   /** Returns the start address in bytes. Throws Errno. */
   mmap(mm: Mm, a: MmapArgs): number {
-    if (a.shared) throw new Errno('EINVAL', 'shared anonymous memory (shmem) is not modelled yet');
     const ps = this.pageSize;
     if (!(a.lengthBytes > 0)) throw new Errno('EINVAL', 'length must be positive');
     const pages = Math.ceil(a.lengthBytes / ps);
@@ -135,13 +155,24 @@ export class Machine {
     }
     let fixed: number | undefined;
     if (a.addrBytes !== undefined) fixed = this.pages(a.addrBytes, 0)[0];
+    let file = 0;
+    if (a.file !== undefined) {
+      file = fileByName(this.kernel, a.file);
+      if (!file) throw new Errno('ENOENT', `no file named '${a.file}'`);
+    } else if (a.shared) {
+      // MAP_SHARED|MAP_ANONYMOUS is backed by an unnamed shmem file.
+      file = this.run(wrap(() => createFile(this.kernel, `anon-shmem-${++this.anonShmem}`, pages, { tmpfs: true })));
+    }
+    const pgoff = a.offsetBytes === undefined ? undefined : this.pages(a.offsetBytes, 0)[0];
     const start = this.run(
       doMmap(this.kernel, mm, {
         pages,
         fixed,
         alignPages,
-        flags: vmFlags(a.prot ?? 'rw'),
-        name: a.name ?? 'anon',
+        flags: vmFlags(a.prot ?? 'rw') | (a.shared ? VM_SHARED : 0),
+        name: a.name ?? (a.file ?? 'anon'),
+        file,
+        pgoff,
       }),
     );
     return start * ps;
@@ -203,10 +234,50 @@ export class Machine {
     mm.thpDisable = mode;
   }
 
-  /** Advance simulated time (later issues run khugepaged in it). */
+  /** Advance simulated time; khugepaged runs whenever it is due. */
   advance(ms: number): void {
-    if (!(ms >= 0)) throw new Errno('EINVAL', `bad time ${ms}`);
-    this.kernel.clockMs += ms;
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new Errno('EINVAL', `bad time ${ms}`);
+    khugepagedRunUntil(this.kernel, this.kernel.clockMs + ms);
+  }
+
+  /**
+   * Let time pass until khugepaged completes `scans` more full scans (the selftests wait for 2),
+   * or until maxMs elapse, or until `done()` holds after a pass. Returns the simulated ms waited.
+   */
+  waitKhugepaged(scans = 2, maxMs = 60_000, done?: () => boolean): number {
+    const k = this.kernel;
+    const start = k.clockMs;
+    const target = k.khugepaged.fullScans + scans;
+    const deadline = start + maxMs;
+    while (k.clockMs < deadline && k.khugepaged.fullScans < target && !done?.()) {
+      const next = Math.min(deadline, Math.max(k.khugepaged.wakeAt, k.clockMs));
+      if (next === Infinity) break;
+      khugepagedRunUntil(k, next);
+      if (k.khugepaged.wakeAt === Infinity) break;
+    }
+    return k.clockMs - start;
+  }
+
+  /** MADV_COLLAPSE on [addr, addr+len) with the result of every PMD range tried. */
+  collapse(mm: Mm, addr: number, len: number): { errno: 0 | string; pmds: Array<{ addr: number; result: string }> } {
+    const [s, e] = this.pages(addr, len);
+    const r = this.run(doMadviseCollapse(this.kernel, mm, s, e));
+    return { errno: r.errno, pmds: r.pmds.map((p) => ({ addr: p.vpn * this.pageSize, result: p.result })) };
+  }
+
+  /** Record tracepoints from now on (or stop, with null). */
+  setTrace(sink: TraceSink | null): void {
+    this.kernel.traceSink = sink;
+  }
+
+  /** khugepaged's counters and where its cursor stands. */
+  khugepaged(): { pages_collapsed: number; full_scans: number; registered: string[] } {
+    const k = this.kernel;
+    return {
+      pages_collapsed: k.khugepaged.pagesCollapsed,
+      full_scans: k.khugepaged.fullScans,
+      registered: k.khugepagedSlots.map((id) => k.mms.get(id)?.name ?? `mm${id}`),
+    };
   }
 
   /** Run the deferred-split shrinker (deferred_split_scan) over the whole queue. */
@@ -218,6 +289,8 @@ export class Machine {
   sysfsWrite(path: string, value: string): void {
     try {
       sysfsWrite(this.kernel, path, value);
+      if (/sleep_millisecs\s*$/.test(path)) khugepagedSleepChanged(this.kernel);
+      else khugepagedSettingsChanged(this.kernel);
     } catch (e) {
       if (e instanceof SysfsError)
         throw new Errno(
@@ -295,6 +368,12 @@ export class Machine {
   checkInvariants(): void {
     checkInvariants(this.kernel);
   }
+}
+
+/** Run plain code through the same error translation as a step. */
+// eslint-disable-next-line require-yield
+function* wrap<T>(f: () => T): Step<T> {
+  return f();
 }
 
 const OUTCOMES: AccessOutcome[] = ['hit', 'fault', 'oom', 'sigsegv'];

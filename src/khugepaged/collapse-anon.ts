@@ -1,0 +1,275 @@
+// collapse_huge_page for PMD order: allocate with no lock held, revalidate, swap in, take the
+// write locks, detach the PTE table with pmdp_collapse_flush, isolate, copy, install the huge PMD
+// with the old table deposited. Entered and left with the mmap lock dropped.
+
+import { doSwapPage } from '../mm/fault.ts';
+import { PG_ANON_EXCLUSIVE, PG_LOCKED, PG_LRU } from '../mm/folio.ts';
+import { type Kernel, NO_PFN } from '../mm/kernel.ts';
+import { mmapWriteUnlock } from '../mm/mmap.ts';
+import { vmaPteProt } from '../mm/mprotect.ts';
+import { B_DIRTY, B_UFFD_WP, B_YOUNG, E_PRESENT, E_SWAP, E_TABLE, E_TYPE_MASK, T_DEPOSITED, T_DETACHED, T_LINKED } from '../mm/pgtable.ts';
+import { folioAddNewAnon, rmapAddPmd, rmapRemovePtes } from '../mm/rmap.ts';
+import {
+  L_ANON_VMA_WRITE,
+  L_MMAP_READ,
+  L_MMAP_WRITE,
+  L_PMD_LOCK,
+  L_PTE_LOCK,
+  L_RCU,
+  type Step,
+  lock,
+  unlock,
+} from '../mm/step.ts';
+import { vmaStartWrite } from '../mm/vma-ops.ts';
+import type { Mm, Vma } from '../mm/vma.ts';
+import { type CollapseControl, maxPtesNone, maxPtesShared } from './control.ts';
+import { findPmdOrThpOrNone } from './find-pmd.ts';
+import { hugepageVmaRevalidate } from './revalidate.ts';
+import { cleanLazyfree, pteNoneOrZero, pteReferenced, refcountSuitable } from './scan-pmd.ts';
+import type { ScanResult } from './scan-result.ts';
+
+/** alloc_charge_folio: the huge folio, allocated before any lock is taken. */
+function allocChargeFolio(k: Kernel, order: number): number {
+  const folio = k.allocFolio(order);
+  const stats = k.profile.mthpCollapseStats;
+  if (folio === NO_PFN) {
+    if (order === k.geo.pmdOrder) k.stats.event('thp_collapse_alloc_failed');
+    if (stats) k.stats.mthpStat(order, 'collapse_alloc_failed');
+    return NO_PFN;
+  }
+  if (order === k.geo.pmdOrder) k.stats.event('thp_collapse_alloc');
+  if (stats) k.stats.mthpStat(order, 'collapse_alloc');
+  return folio;
+}
+
+/** __collapse_huge_page_swapin: fault every swap PTE of the range back in, under mmap read. */
+function* collapseSwapin(k: Kernel, vma: Vma, vpn: number, referenced: number): Step<ScanResult> {
+  const nr = k.geo.ptrsPerPte;
+  let swappedIn = 0;
+  let result: ScanResult = 'SCAN_SUCCEED';
+  for (let i = 0; i < nr; i++) {
+    const look = yield* findPmdOrThpOrNone(k, vma.mm, vpn + i);
+    if (look.result !== 'SCAN_SUCCEED') {
+      result = 'SCAN_PMD_NULL';
+      break;
+    }
+    const pteT = k.pt.pmd.getVal(look.pmdT, look.pmdI);
+    const bits = k.pt.pte.getBits(pteT, i);
+    if ((bits & E_TYPE_MASK) !== E_SWAP) continue;
+    const r: number = yield* doSwapPage(k, vma, vpn + i, pteT, i, bits, false, false);
+    if (r & 1 /* VM_FAULT_OOM */) {
+      result = 'SCAN_FAIL';
+      break;
+    }
+    swappedIn++;
+  }
+  k.trace('mm_collapse_huge_page_swapin', withOrder(k, { mm: vma.mm.id, swapped_in: swappedIn, referenced, ret: result === 'SCAN_SUCCEED' ? 1 : 0 }));
+  return result;
+}
+
+interface Isolated {
+  result: ScanResult;
+  /** Folio heads isolated from the LRU and locked. */
+  folios: number[];
+  referenced: number;
+  noneOrZero: number;
+}
+
+/** __collapse_huge_page_isolate on the detached table: lock and isolate every folio. */
+function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolated {
+  const f = k.folios;
+  const pte = k.pt.pte;
+  const nr = k.geo.ptrsPerPte;
+  const base = pteT * pte.entriesPerTable;
+  const out: Isolated = { result: 'SCAN_SUCCEED', folios: [], referenced: 0, noneOrZero: 0 };
+  const limNone = maxPtesNone(k, vma, cc);
+  const limShared = maxPtesShared(k, cc);
+  let shared = 0;
+  const seen = new Set<number>();
+  for (let i = 0; i < nr; i++) {
+    const bits = pte.bits[base + i];
+    const val = pte.val[base + i];
+    if (pteNoneOrZero(k, bits, val)) {
+      if (++out.noneOrZero <= limNone) continue;
+      out.result = 'SCAN_EXCEED_NONE_PTE';
+      k.stats.event('thp_scan_exceed_none_pte');
+      break;
+    }
+    if ((bits & E_TYPE_MASK) !== E_PRESENT) {
+      out.result = 'SCAN_PTE_NON_PRESENT';
+      break;
+    }
+    if (bits & B_UFFD_WP) {
+      out.result = 'SCAN_PTE_UFFD_WP';
+      break;
+    }
+    const head = f.headOf(val);
+    if (cc.isKhugepaged && k.profile.scanPageLazyfree && cleanLazyfree(k, vma, bits, head)) {
+      out.result = 'SCAN_PAGE_LAZYFREE';
+      break;
+    }
+    if (f.maybeMappedShared(head) && ++shared > limShared) {
+      out.result = 'SCAN_EXCEED_SHARED_PTE';
+      k.stats.event('thp_scan_exceed_share_pte');
+      break;
+    }
+    if (!seen.has(head)) {
+      // folio_trylock, the refcount check and folio_isolate_lru, once per folio.
+      if (f.flags[head] & PG_LOCKED) {
+        out.result = 'SCAN_PAGE_LOCK';
+        break;
+      }
+      if (!refcountSuitable(k, head)) {
+        out.result = 'SCAN_PAGE_COUNT';
+        break;
+      }
+      if (!(f.flags[head] & PG_LRU)) {
+        out.result = 'SCAN_DEL_PAGE_LRU';
+        break;
+      }
+      seen.add(head);
+      f.set(head, PG_LOCKED);
+      f.clear(head, PG_LRU);
+      out.folios.push(head);
+    }
+    if (cc.isKhugepaged && pteReferenced(k, bits, head)) out.referenced++;
+  }
+  if (out.result === 'SCAN_SUCCEED' && cc.isKhugepaged && out.referenced === 0) out.result = 'SCAN_LACK_REFERENCED_PAGE';
+  if (out.result !== 'SCAN_SUCCEED') releaseIsolated(k, out.folios);
+  return out;
+}
+
+/** release_pte_folios / putback: unlock and return to the LRU. */
+function releaseIsolated(k: Kernel, folios: number[]): void {
+  for (const head of folios) {
+    k.folios.clear(head, PG_LOCKED);
+    k.folios.set(head, PG_LRU);
+  }
+}
+
+/**
+ * __collapse_huge_page_copy and _succeeded: copy the data (zero for none/zero PTEs), then unmap
+ * the old pages from the detached table and drop their references.
+ */
+function copyAndRelease(k: Kernel, vma: Vma, pteT: number, folio: number, isolated: number[]): void {
+  const f = k.folios;
+  const pte = k.pt.pte;
+  const nr = k.geo.ptrsPerPte;
+  const base = pteT * pte.entriesPerTable;
+  for (let i = 0; i < nr; i++) {
+    const bits = pte.bits[base + i];
+    const val = pte.val[base + i];
+    f.data[folio + i] = pteNoneOrZero(k, bits, val) ? 0 : f.data[val];
+  }
+  releaseIsolated(k, isolated);
+  for (let i = 0; i < nr; i++) {
+    const bits = pte.bits[base + i];
+    const val = pte.val[base + i];
+    if (pteNoneOrZero(k, bits, val)) {
+      if ((bits & E_TYPE_MASK) !== 0) pte.clear(pteT, i);
+      continue;
+    }
+    const head = f.headOf(val);
+    // Batch consecutive pages of one large folio so it never looks partially mapped.
+    let n = 1;
+    const last = head + 2 ** f.order[head];
+    while (i + n < nr && val + n < last && (pte.bits[base + i + n] & E_TYPE_MASK) === E_PRESENT && pte.val[base + i + n] === val + n) n++;
+    for (let j = 0; j < n; j++) pte.clear(pteT, i + j);
+    rmapRemovePtes(k, head, val, n, vma);
+    k.folioPut(head, n);
+    i += n - 1;
+  }
+}
+
+/** collapse_huge_page at PMD order. */
+export function* collapseHugePage(k: Kernel, mm: Mm, vpn: number, referenced: number, unmapped: number, cc: CollapseControl): Step<ScanResult> {
+  const order = k.geo.pmdOrder;
+  const folio = allocChargeFolio(k, order);
+  if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL');
+  let result: ScanResult;
+  let isolatedCount = 0;
+
+  yield lock(L_MMAP_READ, mm.id);
+  let rv = hugepageVmaRevalidate(k, mm, vpn, true, cc);
+  result = rv.result;
+  if (result === 'SCAN_SUCCEED') result = (yield* findPmdOrThpOrNone(k, mm, vpn)).result;
+  if (result === 'SCAN_SUCCEED' && unmapped > 0) result = yield* collapseSwapin(k, rv.vma!, vpn, referenced);
+  yield unlock(L_MMAP_READ, mm.id);
+  if (result !== 'SCAN_SUCCEED') {
+    k.folioPut(folio);
+    return traced(k, mm, 0, result);
+  }
+
+  // The write lock keeps faults and other walkers under the mmap lock away.
+  yield lock(L_MMAP_WRITE, mm.id);
+  rv = hugepageVmaRevalidate(k, mm, vpn, true, cc);
+  result = rv.result;
+  const look = result === 'SCAN_SUCCEED' ? yield* findPmdOrThpOrNone(k, mm, vpn) : null;
+  if (look) result = look.result;
+  if (result === 'SCAN_SUCCEED' && look) {
+    const vma = rv.vma!;
+    yield* vmaStartWrite(vma);
+    const root = vma.anonVma!.root.id;
+    yield lock(L_ANON_VMA_WRITE, root);
+    // pmdp_collapse_flush: the table leaves the tree, the TLB range is flushed.
+    const { pmdT, pmdI } = look;
+    yield lock(L_PMD_LOCK, pmdT);
+    const pteT = k.pt.pmd.getVal(pmdT, pmdI);
+    k.pt.pmd.clear(pmdT, pmdI);
+    k.pt.pte.state[pteT] = T_DETACHED;
+    yield unlock(L_PMD_LOCK, pmdT);
+    // tlb_remove_table_sync_one would IPI here; the detached table is mapped under RCU.
+    yield lock(L_RCU, 0);
+    yield lock(L_PTE_LOCK, pteT);
+    const iso = isolate(k, vma, pteT, cc);
+    yield unlock(L_PTE_LOCK, pteT);
+    yield unlock(L_RCU, 0);
+    isolatedCount = iso.folios.length;
+    k.trace('mm_collapse_huge_page_isolate', withOrder(k, { pfn: iso.folios[0] ?? -1, none_or_zero: iso.noneOrZero, referenced: iso.referenced, status: iso.result }));
+    if (iso.result !== 'SCAN_SUCCEED') {
+      // Put the table back where it was.
+      yield lock(L_PMD_LOCK, pmdT);
+      k.pt.pmd.set(pmdT, pmdI, pteT, E_TABLE);
+      k.pt.pte.state[pteT] = T_LINKED;
+      yield unlock(L_PMD_LOCK, pmdT);
+      yield unlock(L_ANON_VMA_WRITE, root);
+      result = iso.result;
+    } else {
+      // All pages are isolated and locked: rmap walkers cannot reach them any more.
+      yield unlock(L_ANON_VMA_WRITE, root);
+      copyAndRelease(k, vma, pteT, folio, iso.folios);
+      yield lock(L_PMD_LOCK, pmdT);
+      installHugePmd(k, vma, vpn, folio, pmdT, pmdI, pteT);
+      yield unlock(L_PMD_LOCK, pmdT);
+      result = 'SCAN_SUCCEED';
+    }
+  }
+  yield* mmapWriteUnlock(mm);
+  if (result !== 'SCAN_SUCCEED') k.folioPut(folio);
+  return traced(k, mm, isolatedCount, result);
+}
+
+/** Map the new folio with a huge PMD and deposit the emptied table for a later split. */
+function installHugePmd(k: Kernel, vma: Vma, vpn: number, folio: number, pmdT: number, pmdI: number, pteT: number): void {
+  const f = k.folios;
+  const nr = k.geo.ptrsPerPte;
+  folioAddNewAnon(k, folio, vma, vpn);
+  for (let i = 0; i < nr; i++) f.flags[folio + i] |= PG_ANON_EXCLUSIVE;
+  rmapAddPmd(k, folio, vma);
+  k.pt.syncDeposit();
+  k.pt.deposit[pmdT * k.pt.pmd.entriesPerTable + pmdI] = pteT;
+  k.pt.pte.state[pteT] = T_DEPOSITED;
+  k.pt.pmd.set(pmdT, pmdI, folio, E_PRESENT | B_YOUNG | B_DIRTY | vmaPteProt(vma.flags));
+  k.deferredSplitAdd(folio, false);
+}
+
+/** The mTHP series added an order field to the collapse tracepoints. */
+export function withOrder(k: Kernel, fields: Record<string, number | string | boolean>, order = k.geo.pmdOrder) {
+  if (k.profile.mthpCollapse) fields.order = order;
+  return fields;
+}
+
+function traced(k: Kernel, mm: Mm, isolated: number, result: ScanResult): ScanResult {
+  k.trace('mm_collapse_huge_page', withOrder(k, { mm: mm.id, isolated, status: result }));
+  return result;
+}

@@ -1,0 +1,56 @@
+// collapse_single_pmd: scan one PMD range of a VMA and collapse it if the scan says so. Entered
+// with the mmap read lock held; says whether the lock was dropped on the way.
+
+import type { Kernel } from '../mm/kernel.ts';
+import { L_MMAP_READ, type Step, unlock } from '../mm/step.ts';
+import type { Mm, Vma } from '../mm/vma.ts';
+import { collapseHugePage, withOrder } from './collapse-anon.ts';
+import { collapseScanFile } from './collapse-file.ts';
+import type { CollapseControl } from './control.ts';
+import { collapseScanPmd } from './scan-pmd.ts';
+import type { ScanResult } from './scan-result.ts';
+
+export interface SinglePmd {
+  result: ScanResult;
+  /** The mmap read lock was released (an allocation or a file collapse happened). */
+  lockDropped: boolean;
+  /** Scan progress to charge to the pages_to_scan budget. */
+  progress: number;
+}
+
+export function* collapseSinglePmd(k: Kernel, mm: Mm, vma: Vma, vpn: number, cc: CollapseControl): Step<SinglePmd> {
+  const nr = k.geo.ptrsPerPte;
+  if (vma.file !== 0) {
+    yield unlock(L_MMAP_READ, mm.id);
+    const result: ScanResult = yield* collapseScanFile(k, mm, vma, vpn, cc);
+    record(k, mm, vpn, result, cc);
+    return { result, lockDropped: true, progress: nr };
+  }
+  const scan = yield* collapseScanPmd(k, mm, vma, vpn, cc);
+  const progress = k.profile.perPteScanProgress ? Math.max(1, scan.inspected) : nr;
+  k.trace(
+    'mm_khugepaged_scan_pmd',
+    withOrder(k, {
+      mm: mm.id,
+      pfn: scan.lastFolio,
+      referenced: scan.referenced,
+      none_or_zero: scan.noneOrZero,
+      status: scan.result,
+      unmapped: scan.unmapped,
+    }),
+  );
+  if (scan.result !== 'SCAN_SUCCEED') {
+    record(k, mm, vpn, scan.result, cc, scan.noneOrZero, scan.unmapped, scan.shared, scan.referenced);
+    return { result: scan.result, lockDropped: false, progress };
+  }
+  yield unlock(L_MMAP_READ, mm.id);
+  const result: ScanResult = yield* collapseHugePage(k, mm, vpn, scan.referenced, scan.unmapped, cc);
+  record(k, mm, vpn, result, cc, scan.noneOrZero, scan.unmapped, scan.shared, scan.referenced);
+  return { result, lockDropped: true, progress };
+}
+
+/** Remember the outcome per PMD range, for MADV_COLLAPSE's report and the timeline. */
+function record(k: Kernel, mm: Mm, vpn: number, result: ScanResult, cc: CollapseControl, none = -1, swap = -1, shared = -1, referenced = -1): void {
+  cc.results.push({ mm: mm.id, addr: vpn, result });
+  k.trace('thpsim_pmd_result', { mm: mm.id, vpn, result, none_or_zero: none, swap, shared, referenced, khugepaged: cc.isKhugepaged });
+}
