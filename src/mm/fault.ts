@@ -8,7 +8,7 @@ import { doFileFault } from './fault-file.ts';
 import { PG_ANON, PG_ANON_EXCLUSIVE, PG_SWAPCACHE, PG_ZERO } from './folio.ts';
 import { highestOrder } from './geometry.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
-import { entryLoc, levelIndex, pmdAlloc, pmdReadLockless, pteAlloc } from './pagewalk.ts';
+import { entryLoc, levelIndex, pmdAlloc, pteAlloc } from './pagewalk.ts';
 import {
   B_DIRTY,
   B_EXCLUSIVE,
@@ -34,6 +34,7 @@ import {
   L_PTE_LOCK,
   L_RCU,
   L_VMA_READ,
+  S_PMD_ENTRY,
   S_PTE_ENTRY,
   S_VMA_TREE,
   type Step,
@@ -72,7 +73,8 @@ export function* hwAccess(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<
   if ((pt.pud.getBits(pud, pudI) & E_TYPE_MASK) !== E_TABLE) return NO_PFN;
   const pmdT = pt.pud.getVal(pud, pudI);
   const pmdI = levelIndex(k, vpn, PMD);
-  const pmdBits: number = yield* pmdReadLockless(k, pmdT, pmdI);
+  yield readShared(S_PMD_ENTRY, pmdT * k.pt.pmd.entriesPerTable + pmdI);
+  const pmdBits = k.pt.pmd.getBits(pmdT, pmdI);
   const pmdType = pmdBits & E_TYPE_MASK;
   if (pmdType === E_PRESENT) {
     if (pmdBits & B_PROTNONE || (write && !(pmdBits & B_WRITE))) return NO_PFN;
@@ -98,12 +100,12 @@ export function* hwAccess(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<
 
 /** A user access: the hardware walk, and on a miss the fault handler, then the access again. */
 export function* userAccess(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<number> {
-  if ((yield* hwAccess(k, mm, vpn, write)) !== NO_PFN) return ACCESS_HIT;
+  if (((yield hwAccess(k, mm, vpn, write)) as number) !== NO_PFN) return ACCESS_HIT;
   for (let attempt = 0; attempt < 4; attempt++) {
-    const r = yield* faultUser(k, mm, vpn, write);
+    const r = (yield faultUser(k, mm, vpn, write)) as number;
     if (r & VM_FAULT_SIGSEGV) return ACCESS_SIGSEGV;
     if (r & VM_FAULT_OOM) return ACCESS_OOM;
-    if ((yield* hwAccess(k, mm, vpn, write)) !== NO_PFN) return ACCESS_FAULT;
+    if (((yield hwAccess(k, mm, vpn, write)) as number) !== NO_PFN) return ACCESS_FAULT;
   }
   throw new Error(`access to vpn ${vpn} still misses after repeated faults`);
 }
@@ -120,7 +122,7 @@ export function* faultUser(k: Kernel, mm: Mm, vpn: number, write: boolean): Step
     locked = (yield trylock(L_VMA_READ, vma.id)) === true;
   yield unlock(L_RCU, 0);
   if (locked && vma) {
-    const r = yield* handleMmFault(k, vma, vpn, write, true);
+    const r = (yield handleMmFault(k, vma, vpn, write, true)) as number;
     yield unlock(L_VMA_READ, vma.id);
     if (!(r & VM_FAULT_RETRY)) return r;
   }
@@ -129,7 +131,7 @@ export function* faultUser(k: Kernel, mm: Mm, vpn: number, write: boolean): Step
   vma = mm.findVma(vpn);
   let r: number;
   if (!vma || !vmaAccessOk(vma, write)) r = VM_FAULT_SIGSEGV;
-  else r = yield* handleMmFault(k, vma, vpn, write, false);
+  else r = (yield handleMmFault(k, vma, vpn, write, false)) as number;
   yield unlock(L_MMAP_READ, mm.id);
   return r;
 }
@@ -147,10 +149,11 @@ export function* handleMmFault(
   vmaLock: boolean,
 ): Step<number> {
   if (!vmaAccessOk(vma, write)) return VM_FAULT_SIGSEGV;
-  const pmdT: number = yield* pmdAlloc(k, vma.mm, vpn);
+  const pmdT: number = (yield pmdAlloc(k, vma.mm, vpn)) as number;
   const pmdI = levelIndex(k, vpn, PMD);
-  if (vma.file !== 0) return yield* doFileFault(k, vma, vpn, pmdT, pmdI, write, vmaLock);
-  const pmdBits: number = yield* pmdReadLockless(k, pmdT, pmdI);
+  if (vma.file !== 0) return (yield doFileFault(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
+  yield readShared(S_PMD_ENTRY, pmdT * k.pt.pmd.entriesPerTable + pmdI);
+  const pmdBits = k.pt.pmd.getBits(pmdT, pmdI);
   const type = pmdBits & E_TYPE_MASK;
   const pmdOrder = k.geo.pmdOrder;
   if (
@@ -158,18 +161,18 @@ export function* handleMmFault(
     thpVmaAllowableOrder(k, vma, 'pagefault', pmdOrder) &&
     thpVmaSuitableOrders(vma, vpn, 1 << pmdOrder)
   ) {
-    const r = yield* doHugePmdAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock);
+    const r = (yield doHugePmdAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
     if (!(r & VM_FAULT_FALLBACK)) return r;
   } else if (type === E_PRESENT) {
     if (write && !(pmdBits & B_WRITE)) {
-      const r = yield* doHugePmdWpPage(k, vma, vpn, pmdT, pmdI);
+      const r = (yield doHugePmdWpPage(k, vma, vpn, pmdT, pmdI)) as number;
       if (!(r & VM_FAULT_FALLBACK)) return r;
     } else {
       // huge_pmd_set_accessed: nothing to map, the retried access will hit.
       return 0;
     }
   }
-  return yield* handlePteFault(k, vma, vpn, pmdT, pmdI, write, vmaLock);
+  return (yield handlePteFault(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
 }
 
 /** get_huge_zero_folio: allocated once, on first use. */
@@ -334,9 +337,11 @@ function* handlePteFault(
   write: boolean,
   vmaLock: boolean,
 ): Step<number> {
-  const pmdBits: number = yield* pmdReadLockless(k, pmdT, pmdI);
+  yield readShared(S_PMD_ENTRY, pmdT * k.pt.pmd.entriesPerTable + pmdI);
+  const pmdBits = k.pt.pmd.getBits(pmdT, pmdI);
   const pmdType = pmdBits & E_TYPE_MASK;
-  if (pmdType === E_NONE) return yield* doAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock);
+  if (pmdType === E_NONE)
+    return (yield doAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
   if (pmdType !== E_TABLE) return 0; // changed under us (huge or being split): refault
   // pte_offset_map_rw_nolock: the table stays valid for the RCU section.
   yield lock(L_RCU, 0);
@@ -347,10 +352,13 @@ function* handlePteFault(
   const bits = k.pt.pte.bits[loc];
   const type = bits & E_TYPE_MASK;
   yield unlock(L_RCU, 0);
-  if (type === E_NONE) return yield* doAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock);
-  if (type === E_SWAP) return yield* doSwapPage(k, vma, vpn, pteT, pteI, bits, write, vmaLock);
+  if (type === E_NONE)
+    return (yield doAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
+  if (type === E_SWAP)
+    return (yield doSwapPage(k, vma, vpn, pteT, pteI, bits, write, vmaLock)) as number;
   if (type !== E_PRESENT) return 0;
-  if (write && !(bits & B_WRITE)) return yield* doWpPage(k, vma, vpn, pteT, pteI, bits, vmaLock);
+  if (write && !(bits & B_WRITE))
+    return (yield doWpPage(k, vma, vpn, pteT, pteI, bits, vmaLock)) as number;
   // Spurious fault: mark it young under the PTE lock.
   yield lock(L_PTE_LOCK, pteT);
   if (k.pt.pte.bits[loc] === bits) k.pt.pte.bits[loc] = bits | B_YOUNG | (write ? B_DIRTY : 0);
@@ -366,6 +374,16 @@ function pteRangeNone(k: Kernel, pteT: number, idx: number, n: number): boolean 
   return true;
 }
 
+/** The mTHP orders a write fault at vpn may use before looking at the PTEs (alloc_anon_folio). */
+function anonFaultOrders(k: Kernel, vma: Vma, vpn: number): number {
+  if (vma.flags & VM_UFFD_MISSING) return 0;
+  const below = k.geo.anonOrders & ((1 << k.geo.pmdOrder) - 1);
+  // Cheap exit for the common case of no mTHP size enabled at all.
+  const s = k.settings;
+  if (!((s.ordersAlways | s.ordersMadvise | s.ordersInherit) & below)) return 0;
+  return thpVmaSuitableOrders(vma, vpn, thpVmaAllowableOrders(k, vma, 'pagefault', below));
+}
+
 /** alloc_anon_folio: the largest allowed order whose aligned range is all none, falling back. */
 function* allocAnonFolio(
   k: Kernel,
@@ -373,15 +391,13 @@ function* allocAnonFolio(
   vpn: number,
   pmdT: number,
   pmdI: number,
+  allowed: number,
 ): Step<number> {
   const pmdOrder = k.geo.pmdOrder;
-  let orders = 0;
-  if (!(vma.flags & VM_UFFD_MISSING)) {
-    orders = thpVmaAllowableOrders(k, vma, 'pagefault', k.geo.anonOrders & ((1 << pmdOrder) - 1));
-    orders = thpVmaSuitableOrders(vma, vpn, orders);
-  }
+  let orders = allowed;
   if (orders) {
-    const pmdBits: number = yield* pmdReadLockless(k, pmdT, pmdI);
+    yield readShared(S_PMD_ENTRY, pmdT * k.pt.pmd.entriesPerTable + pmdI);
+    const pmdBits = k.pt.pmd.getBits(pmdT, pmdI);
     if ((pmdBits & E_TYPE_MASK) === E_TABLE) {
       const pteT = k.pt.pmd.getVal(pmdT, pmdI);
       yield lock(L_RCU, 0);
@@ -421,9 +437,10 @@ function* doAnonymousPage(
   const mm = vma.mm;
   const pte = k.pt.pte;
   const ptrs = k.geo.ptrsPerPte;
-  let pteT: number = yield* pmdReadLockless(k, pmdT, pmdI);
+  yield readShared(S_PMD_ENTRY, pmdT * k.pt.pmd.entriesPerTable + pmdI);
+  let pteT = k.pt.pmd.getBits(pmdT, pmdI);
   if ((pteT & E_TYPE_MASK) === E_NONE) {
-    pteT = yield* pteAlloc(k, mm, pmdT, pmdI);
+    pteT = (yield pteAlloc(k, mm, pmdT, pmdI)) as number;
     if (!pteT) return 0; // a huge PMD appeared: refault
   } else if ((pteT & E_TYPE_MASK) !== E_TABLE) return 0;
   else pteT = k.pt.pmd.getVal(pmdT, pmdI);
@@ -440,7 +457,10 @@ function* doAnonymousPage(
     if (vmaLock) return VM_FAULT_RETRY;
     yield* anonVmaPrepare(k, vma);
   }
-  const folio: number = yield* allocAnonFolio(k, vma, vpn, pmdT, pmdI);
+  const orders = anonFaultOrders(k, vma, vpn);
+  const folio = orders
+    ? ((yield allocAnonFolio(k, vma, vpn, pmdT, pmdI, orders)) as number)
+    : k.allocFolio(0);
   if (folio === NO_PFN) return VM_FAULT_OOM;
   const order = k.folios.order[folio];
   const n = 2 ** order;

@@ -26,13 +26,19 @@ import {
 } from './step.ts';
 import type { Mm } from './vma.ts';
 
-/** Index of vpn in its table at a level. */
+/**
+ * Index of vpn in its table at a level. The PMD number (vpn / PTRS_PER_PTE) fits in 31 bits for
+ * every geometry, so the upper levels come from shifts of it.
+ */
 export function levelIndex(k: Kernel, vpn: number, level: number): number {
   const g = k.geo;
-  if (level === PTE) return vpn % g.entries[PTE];
-  if (level === PMD) return Math.floor(vpn / g.entries[PTE]) % g.entries[PMD];
-  if (level === PUD) return Math.floor(vpn / g.pagesPerPud) % g.entries[PUD];
-  return Math.floor(vpn / (g.pagesPerPud * g.entries[PUD])) % g.entries[PGD];
+  const ptrs = g.ptrsPerPte;
+  const pmdNo = Math.floor(vpn / ptrs);
+  if (level === PTE) return vpn - pmdNo * ptrs;
+  const b = g.levelBits;
+  if (level === PMD) return pmdNo & (g.entries[PMD] - 1);
+  if (level === PUD) return (pmdNo >>> b[PMD]) & (g.entries[PUD] - 1);
+  return (pmdNo >>> (b[PMD] + b[PUD])) & (g.entries[PGD] - 1);
 }
 
 /** Location id of an entry, for shared-access events. */
@@ -87,16 +93,18 @@ function* allocLower(
 
 /** pud_alloc + pmd_alloc: the PMD table covering vpn, creating the levels above it. */
 export function* pmdAlloc(k: Kernel, mm: Mm, vpn: number): Step<number> {
-  const pud = yield* allocLower(
-    k,
-    mm,
-    k.pt.pgd,
-    k.pt.pud,
-    mm.pgd,
-    levelIndex(k, vpn, PGD),
-    S_PGD_ENTRY,
-  );
-  return yield* allocLower(k, mm, k.pt.pud, k.pt.pmd, pud, levelIndex(k, vpn, PUD), S_PUD_ENTRY);
+  const pt = k.pt;
+  const gi = levelIndex(k, vpn, PGD);
+  yield readShared(S_PGD_ENTRY, entryLoc(pt.pgd, mm.pgd, gi));
+  const pud =
+    pt.pgd.type(mm.pgd, gi) === E_TABLE
+      ? pt.pgd.getVal(mm.pgd, gi)
+      : ((yield allocLower(k, mm, pt.pgd, pt.pud, mm.pgd, gi, S_PGD_ENTRY)) as number);
+  const ui = levelIndex(k, vpn, PUD);
+  yield readShared(S_PUD_ENTRY, entryLoc(pt.pud, pud, ui));
+  return pt.pud.type(pud, ui) === E_TABLE
+    ? pt.pud.getVal(pud, ui)
+    : ((yield allocLower(k, mm, pt.pud, pt.pmd, pud, ui, S_PUD_ENTRY)) as number);
 }
 
 /** pmd_install: link a PTE table under the PMD lock unless one appeared meanwhile. */

@@ -72,8 +72,19 @@ export const CLASS_NAMES: Record<number, string> = {
 
 const OP_NAMES = ['?', 'acquire', 'release', 'trylock', 'downgrade', 'read', 'write'];
 
-/** A step function: yields events, receives the answer to a trylock, returns its result. */
-export type Step<T> = Generator<number, T, boolean | undefined>;
+/**
+ * A step function. It yields either an event (a number) or a sub-step to run (a generator): the
+ * engine runs the sub-step on its own stack and resumes the caller with its return value, so
+ * events of deeply nested steps cost one resume each. `yield* sub()` is also fine where depth
+ * does not matter. A trylock event is answered with true or false through next().
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- a named, recursive alias
+export interface Step<T> extends Generator<number | Step<unknown>, T, unknown> {}
+
+/** Run a sub-step through the engine and get its (typed) result: `yield* call(sub(...))`. */
+export function* call<T>(sub: Step<T>): Step<T> {
+  return (yield sub) as T;
+}
 
 export function ev(op: number, cls: number, id: number): number {
   return id * 256 + cls * 8 + op;
@@ -108,9 +119,41 @@ export interface EventSink {
   apply(e: number, thread: number): boolean;
 }
 
-/** Drive a step to completion: the simulator engine. */
+/**
+ * Drive a step to completion: the simulator engine. Sub-steps yielded as generators run on an
+ * explicit stack; an exception unwinds into the caller as it would through yield*.
+ */
 export function runStep<T>(step: Step<T>, sink: EventSink, thread = 0): T {
-  let r = step.next();
-  while (!r.done) r = step.next(sink.apply(r.value, thread));
-  return r.value;
+  let stack: Step<unknown>[] | null = null;
+  let cur: Step<unknown> = step;
+  let input: unknown = undefined;
+  let error: unknown = undefined;
+  let throwing = false;
+  for (;;) {
+    let r: IteratorResult<number | Step<unknown>, unknown>;
+    try {
+      if (throwing) {
+        throwing = false;
+        r = cur.throw(error);
+      } else r = cur.next(input);
+    } catch (e) {
+      if (!stack || stack.length === 0) throw e;
+      cur = stack.pop()!;
+      error = e;
+      throwing = true;
+      continue;
+    }
+    const v = r.value;
+    if (r.done) {
+      if (!stack || stack.length === 0) return v as T;
+      cur = stack.pop()!;
+      input = v;
+    } else if (typeof v === 'number') {
+      input = sink.apply(v, thread);
+    } else {
+      (stack ??= []).push(cur);
+      cur = v as Step<unknown>;
+      input = undefined;
+    }
+  }
 }
