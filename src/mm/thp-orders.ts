@@ -34,7 +34,8 @@ export function thpVmaAllowableOrders(k: Kernel, vma: Vma, type: TvaType, orders
   if (!vma.isAnonymous) return 0; // file and shmem THP come with the file-collapse issue
   if (type !== 'pagefault') orders = highestFittingOrders(vma, orders);
   if (vma.flags & VM_GROWSDOWN && type !== 'smaps') return 0;
-  if (type === 'khugepaged' && !vma.anonVma) return 0;
+  // Without an anon_vma only smaps and the fault path may go on (the fault creates one).
+  if (!vma.anonVma && type !== 'smaps' && type !== 'pagefault') return 0;
   return orders;
 }
 
