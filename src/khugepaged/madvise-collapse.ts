@@ -69,7 +69,7 @@ export function* madviseCollapse(k: Kernel, mm: Mm, start: number, end: number):
       continue;
     }
     lastFail = result;
-    if (!madviseCollapseContinues(result)) break;
+    if (!madviseCollapseContinues(k.profile, result)) break;
   }
   if (!locked) yield lock(L_MMAP_READ, mm.id);
   out.errno = thps === wanted ? 0 : madviseCollapseErrno(lastFail);

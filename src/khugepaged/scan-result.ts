@@ -47,7 +47,7 @@ export type ScanResult = (typeof SCAN_RESULTS)[number];
  * (no PMD table at all, or a PMD entry that is none).
  */
 export function noPteTable(p: KernelProfile, pmdEntryNone: boolean): ScanResult {
-  if (!p.madvCollapseStopsAtEmptyPmd) return 'SCAN_NO_PTE_TABLE';
+  if (p.scanNoPteTable) return 'SCAN_NO_PTE_TABLE';
   return pmdEntryNone ? 'SCAN_PMD_NONE' : 'SCAN_PMD_NULL';
 }
 
@@ -66,7 +66,9 @@ const SOFT: ReadonlySet<ScanResult> = new Set<ScanResult>([
   'SCAN_DEL_PAGE_LRU',
 ]);
 
-export function madviseCollapseContinues(r: ScanResult): boolean {
+export function madviseCollapseContinues(p: KernelProfile, r: ScanResult): boolean {
+  // Measured on 6.18: an empty PMD entry ends MADV_COLLAPSE (EINVAL).
+  if (r === 'SCAN_PMD_NONE') return !p.madvCollapseStopsAtEmptyPmd;
   return SOFT.has(r);
 }
 

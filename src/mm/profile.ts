@@ -15,10 +15,18 @@ export interface KernelProfile {
   readonly khugepagedAnyOrder: boolean;
   /** MADV_COLLAPSE stops (EINVAL) at a PMD entry that is none (SCAN_PMD_NONE in 6.18). */
   readonly madvCollapseStopsAtEmptyPmd: boolean;
+  /** One SCAN_NO_PTE_TABLE result instead of SCAN_PMD_NULL / SCAN_PMD_NONE (2026 tree). */
+  readonly scanNoPteTable: boolean;
   /** Scan progress is charged per PTE inspected instead of HPAGE_PMD_NR per PMD. */
   readonly perPteScanProgress: boolean;
   /** SCAN_PAGE_LAZYFREE exists: khugepaged skips clean lazy-free folios. */
   readonly scanPageLazyfree: boolean;
+  /**
+   * CONFIG_READ_ONLY_THP_FOR_FS: khugepaged and MADV_COLLAPSE may put PMD-sized folios into the
+   * page cache of regular files that nobody has open for writing. Built in both profiles; the
+   * option is on its way out of the 7.2 cycle (linux-next, June 2026) but still present.
+   */
+  readonly readOnlyThpForFs: boolean;
 }
 
 const PROFILES: Record<ProfileName, KernelProfile> = {
@@ -28,8 +36,10 @@ const PROFILES: Record<ProfileName, KernelProfile> = {
     mthpCollapseStats: false,
     khugepagedAnyOrder: false,
     madvCollapseStopsAtEmptyPmd: true,
+    scanNoPteTable: false,
     perPteScanProgress: false,
     scanPageLazyfree: false,
+    readOnlyThpForFs: true,
   },
   'linux-7.2': {
     name: 'linux-7.2',
@@ -37,8 +47,10 @@ const PROFILES: Record<ProfileName, KernelProfile> = {
     mthpCollapseStats: true,
     khugepagedAnyOrder: true,
     madvCollapseStopsAtEmptyPmd: false,
+    scanNoPteTable: true,
     perPteScanProgress: true,
     scanPageLazyfree: true,
+    readOnlyThpForFs: true,
   },
 };
 
