@@ -10,13 +10,6 @@
 //   npm run bench -- --quick   1 Mi PTEs, a few seconds
 // Options: --pages N, --fault-reps N, --read-reps N, --no-c (skip the C reference).
 
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import Table from 'cli-table3';
 import { Bench } from 'tinybench';
 import { smapsCounts } from '../src/mm/accounting.ts';
@@ -29,13 +22,21 @@ import { levelIndex, pmdTableOf } from '../src/mm/pagewalk.ts';
 import { E_NONE, E_TABLE, E_TYPE_MASK, PMD } from '../src/mm/pgtable.ts';
 import { VM_MAYWRITE, VM_READ, VM_WRITE, type Mm, type Vma } from '../src/mm/vma.ts';
 import { walkRange } from '../src/mm/walk.ts';
+import {
+  GiB,
+  fmt,
+  int,
+  machineInfo,
+  makeGc,
+  median,
+  runCJson,
+  withCReference,
+  writeResults,
+} from './common.ts';
 
-const GiB = 1024 ** 3;
 const PAGE = 4096;
 const FAULT_TARGET_PER_S = 2_000_000;
 const READ_TARGET_RATIO = 3;
-
-const benchDir = path.dirname(fileURLToPath(import.meta.url));
 
 interface Options {
   quick: boolean;
@@ -74,48 +75,6 @@ function parseArgs(argv: string[]): Options {
     )
       throw new Error(`unknown option ${a}`);
   return o;
-}
-
-/** A full GC between repetitions, so one Kernel's gigabyte of typed arrays is gone before the next. */
-function makeGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as (() => void) | undefined;
-  return typeof gc === 'function' ? gc : () => {};
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function firstLine(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-      .split('\n')[0]
-      .trim();
-  } catch {
-    return 'unavailable';
-  }
-}
-
-function machineInfo() {
-  let cpu = os.cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) cpu = m[1].trim();
-  } catch {
-    // not Linux: keep os.cpus()
-  }
-  return {
-    node: process.version,
-    v8: process.versions.v8,
-    cc: firstLine('cc', ['--version']),
-    cpu,
-    cpus: os.cpus().length,
-    memTotalGiB: Number((os.totalmem() / GiB).toFixed(1)),
-    kernel: `${os.type()} ${os.release()} ${os.arch()}`,
-  };
 }
 
 /** A kernel of ramBytes with THP disabled (enabled=never, no per-size order enabled), one mm. */
@@ -279,25 +238,9 @@ interface CResult {
   readSmaps: { median_s: number; samples_s: number[]; cpu_median_s: number; rss: number };
 }
 
-function buildC(dir: string): { bin: string; command: string } {
-  const bin = path.join(dir, 'ref');
-  const args = ['-O2', '-o', bin, path.join(benchDir, 'c', 'ref.c')];
-  execFileSync('cc', args, { stdio: ['ignore', 'inherit', 'inherit'] });
-  return { bin, command: 'cc -O2 -o $TMPDIR/ref bench/c/ref.c' };
-}
-
 function runC(bin: string, o: Options, ramPages: number, startVpn: number): CResult {
-  const out = execFileSync(
-    bin,
-    [o.pages, ramPages, startVpn, o.faultReps, o.readReps].map(String),
-    { encoding: 'utf8', maxBuffer: 1 << 20 },
-  );
-  return JSON.parse(out) as CResult;
+  return runCJson<CResult>(bin, [o.pages, ramPages, startVpn, o.faultReps, o.readReps]);
 }
-
-const fmt = (x: number, digits = 2): string =>
-  x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const int = (x: number): string => Math.round(x).toLocaleString('en-US');
 
 function main(): void {
   const t00 = performance.now();
@@ -319,19 +262,15 @@ function main(): void {
   let c: CResult | null = null;
   let cCommand = '';
   if (o.c) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'thpsim-bench-'));
-    try {
-      const built = buildC(dir);
-      cCommand = built.command;
+    c = withCReference((bin, command) => {
+      cCommand = command;
       process.stdout.write('C reference ... ');
-      c = runC(built.bin, o, ramPages, startVpn);
-      console.log(
-        `fault ${fmt(c.fault.median_s, 3)} s (CPU ${fmt(c.fault.cpu_median_s, 3)} s), ` +
-          `read ${fmt(c.readPte.median_s * 1000, 1)} ms`,
-      );
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+      return runC(bin, o, ramPages, startVpn);
+    });
+    console.log(
+      `fault ${fmt(c.fault.median_s, 3)} s (CPU ${fmt(c.fault.cpu_median_s, 3)} s), ` +
+        `read ${fmt(c.readPte.median_s * 1000, 1)} ms`,
+    );
   }
 
   // (a) fault in every page: a fresh kernel per repetition, only the access loop timed.
@@ -582,16 +521,14 @@ function main(): void {
     },
     totalSeconds: (performance.now() - t00) / 1000,
   };
-  const outDir = path.join(benchDir, 'out');
-  fs.mkdirSync(outDir, { recursive: true });
-  const json = JSON.stringify(result, null, 2);
-  const stamp = result.date.replace(/[:.]/g, '-');
   // Runs with other sizes or repetition counts do not overwrite the standard runs' latest files.
   const kind = o.custom ? 'custom' : o.quick ? 'quick' : 'full';
-  fs.writeFileSync(path.join(outDir, `bench-${kind}-${stamp}.json`), json + '\n');
-  fs.writeFileSync(
-    path.join(outDir, kind === 'full' ? 'latest.json' : `latest-${kind}.json`),
-    json + '\n',
+  writeResults(
+    'bench',
+    kind,
+    kind === 'full' ? 'latest.json' : `latest-${kind}.json`,
+    result.date,
+    result,
   );
   console.log(`results in bench/out/ (total ${fmt(result.totalSeconds, 0)} s)`);
   console.log(JSON.stringify(result));

@@ -53,7 +53,7 @@ function file(name: string, text: string): string {
   return p;
 }
 
-const COMMANDS = ['run', 'validate', 'sysfs', 'geometry', 'examples'];
+const COMMANDS = ['run', 'collapse', 'validate', 'sysfs', 'geometry', 'examples'];
 
 describe('thpsim CLI', () => {
   it('--help lists every command', () => {

@@ -164,7 +164,7 @@ describe('scenario schema', () => {
 
   it('reports an unknown field with the allowed ones', () => {
     expect(errorOf(HEAD + '  - { op: exit, proc: app, foo: 1 }\n')).toBe(
-      'scenario.yaml: timeline[1].foo: unknown field (expected one of: op, proc)',
+      'scenario.yaml: timeline[1].foo: unknown field (expected one of: op, proc, when)',
     );
     expect(errorOf(HEAD + 'colour: blue\n')).toMatch(
       /^scenario\.yaml: colour: unknown field \(expected one of: version, name, /,
@@ -418,6 +418,8 @@ class FakeMachine extends Machine {
       Rss: 8,
       Anonymous: 8,
       AnonHugePages: 0,
+      ShmemPmdMapped: 0,
+      FilePmdMapped: 0,
       Swap: 0,
       byOrder: { 0: 8 },
     }));

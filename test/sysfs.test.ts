@@ -99,8 +99,8 @@ describe('paths', () => {
       expect(p.startsWith('/')).toBe(false);
       expect(sysfsRead(k, p).endsWith('\n')).toBe(true);
     }
-    // 5 top-level files, 9 khugepaged files, 8 sizes x (enabled + every stat).
-    expect(list.length).toBe(5 + 9 + 8 * (1 + MTHP_STAT_NAMES.length));
+    // 6 top-level files, 9 khugepaged files, 8 sizes x (enabled + shmem_enabled + every stat).
+    expect(list.length).toBe(6 + 9 + 8 * (2 + MTHP_STAT_NAMES.length));
   });
 
   it('accepts absolute paths and redundant slashes', () => {
@@ -116,7 +116,7 @@ describe('paths', () => {
     for (const p of [
       'nope',
       'khugepaged/nope',
-      'shmem_enabled',
+      'shmem_enable',
       '/sys/kernel/mm/ksm/run',
       'enabled/x',
     ]) {

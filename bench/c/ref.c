@@ -27,6 +27,18 @@
  *       - "smaps": additionally what smapsCounts does per present entry (compound head through
  *                  flags/mapping, folio order, PG_ANON, per-order page counts).
  * Prints one JSON object; times in seconds, each the median of the repetitions.
+ *
+ *   ref scan <nPages> <ramPages> <startVpn> <reps>
+ *
+ * (c) scan (bench/khugepaged.ts): fault the range in as in (a), once, untimed; then, reps times
+ *     after one warm-up pass, run khugepaged's PMD scan (collapse_scan_pmd) over every PMD range
+ *     of it: the PMD lookup of find_pmd_or_thp_or_none, then for each of the 512 PTEs the checks
+ *     the model makes in the same order (none or zero page through compound_head, present,
+ *     uffd-wp, compound_head, clean lazy-free, PG_ANON, maybe mapped shared, PG_LRU, PG_LOCKED,
+ *     refcount == mapcount + pincount (+ swap cache) with no pin, young PTE or PG_young /
+ *     PG_referenced), then the referenced rule. Prints the results (median time, per-result
+ *     counts, inspected and referenced totals, a checksum of the last folio of each range) so
+ *     bench/khugepaged.ts can check that the JavaScript scan saw the same thing.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
@@ -38,10 +50,12 @@
 #define PTRS 512
 #define LVL_SHIFT 9
 
-enum { E_NONE = 0, E_TABLE = 1, E_PRESENT = 2, E_SWAP = 3, E_TYPE_MASK = 7 };
+enum { E_NONE = 0, E_TABLE = 1, E_PRESENT = 2, E_SWAP = 3, E_MARKER = 5, E_TYPE_MASK = 7 };
+#define MARKER_UFFD_WP 1
 #define B_YOUNG (1 << 3)
 #define B_DIRTY (1 << 4)
 #define B_WRITE (1 << 5)
+#define B_UFFD_WP (1 << 6)
 #define B_SPECIAL (1 << 9)
 #define B_PROTNONE (1 << 11)
 enum { T_FREE = 0, T_ALLOCATED = 1, T_LINKED = 2 };
@@ -50,6 +64,13 @@ enum { T_FREE = 0, T_ALLOCATED = 1, T_LINKED = 2 };
 #define PG_TAIL (1 << 1)
 #define PG_ANON (1 << 2)
 #define PG_LRU (1 << 3)
+#define PG_LOCKED (1 << 4)
+#define PG_SWAPCACHE (1 << 5)
+#define PG_DIRTY (1 << 6)
+#define PG_REFERENCED (1 << 7)
+#define PG_YOUNG (1 << 8)
+#define PG_LAZYFREE (1 << 9)
+#define PG_MAYBE_SHARED (1 << 11)
 #define PG_ZERO (1 << 13)
 #define PG_ANON_EXCLUSIVE (1 << 15)
 #define NO_MM (-1)
@@ -58,6 +79,9 @@ enum { T_FREE = 0, T_ALLOCATED = 1, T_LINKED = 2 };
 
 #define VM_READ 1
 #define VM_WRITE 2
+#define VM_UFFD_MISSING (1 << 7)
+#define VM_UFFD_WP (1 << 8)
+#define VM_DROPPABLE (1 << 10)
 
 static double now(void) {
   struct timespec ts;
@@ -546,7 +570,235 @@ static void print_list(const double *xs, int n) {
   printf("]");
 }
 
+/* ---- (c) khugepaged's PMD scan ---------------------------------------------------------- */
+
+/* The scan results the benchmark can meet (the rest of enum scan_result is not reachable here). */
+enum {
+  R_SUCCEED,
+  R_NO_PTE_TABLE,
+  R_PMD_MAPPED,
+  R_EXCEED_NONE_PTE,
+  R_EXCEED_SWAP_PTE,
+  R_PTE_UFFD_WP,
+  R_PAGE_LAZYFREE,
+  R_PAGE_ANON,
+  R_EXCEED_SHARED_PTE,
+  R_PAGE_LRU,
+  R_PAGE_LOCK,
+  R_PAGE_COUNT,
+  R_LACK_REFERENCED_PAGE,
+  R_COUNT
+};
+static const char *const R_NAMES[R_COUNT] = {
+    "SCAN_SUCCEED",        "SCAN_NO_PTE_TABLE",    "SCAN_PMD_MAPPED",  "SCAN_EXCEED_NONE_PTE",
+    "SCAN_EXCEED_SWAP_PTE", "SCAN_PTE_UFFD_WP",    "SCAN_PAGE_LAZYFREE", "SCAN_PAGE_ANON",
+    "SCAN_EXCEED_SHARED_PTE", "SCAN_PAGE_LRU",     "SCAN_PAGE_LOCK",   "SCAN_PAGE_COUNT",
+    "SCAN_LACK_REFERENCED_PAGE"};
+
+/* The khugepaged knobs the scan reads (defaults for 4K pages) and the 7.2 profile's lazy-free
+ * check; kept in a struct the compiler cannot see through, as the model reads them per PMD. */
+typedef struct {
+  int max_ptes_none, max_ptes_swap, max_ptes_shared;
+  int is_khugepaged, scan_page_lazyfree;
+} scan_knobs_t;
+
+typedef struct {
+  int64_t result[R_COUNT];
+  int64_t inspected, referenced, none_or_zero, unmapped, shared;
+  int64_t last_folio_sum;
+} scan_tally_t;
+
+static inline int32_t head_of(const folios_t *f, int32_t pfn) {
+  return (f->flags[pfn] & PG_TAIL) ? f->mapping[pfn] : pfn;
+}
+
+/* collapse_scan_pmd for the PMD range at vpn, with the caller holding the mmap read lock. */
+static inline void scan_pmd(kernel_t *k, int64_t vpn, const scan_knobs_t *kn, scan_tally_t *t) {
+  /* find_pmd_or_thp_or_none */
+  int32_t pmdT = pmd_table_of(k, vpn);
+  if (!pmdT) {
+    t->result[R_NO_PTE_TABLE]++;
+    return;
+  }
+  size_t pi = (size_t)pmdT * PTRS + idx_of(vpn, 2);
+  int ptype = k->pmd.bits[pi] & E_TYPE_MASK;
+  if (ptype == E_PRESENT) {
+    t->result[R_PMD_MAPPED]++;
+    return;
+  }
+  if (ptype != E_TABLE) {
+    t->result[R_NO_PTE_TABLE]++;
+    return;
+  }
+  /* the limits: collapse_max_ptes_none / _swap / _shared */
+  int uffd = (k->vma_flags & (VM_UFFD_MISSING | VM_UFFD_WP)) != 0;
+  int khugepaged = kn->is_khugepaged;
+  int lim_none = uffd ? 0 : khugepaged ? kn->max_ptes_none : PTRS;
+  int lim_swap = khugepaged ? kn->max_ptes_swap : PTRS;
+  int lim_shared = khugepaged ? kn->max_ptes_shared : PTRS;
+  int lazy = khugepaged && kn->scan_page_lazyfree;
+  const folios_t *f = &k->f;
+  const uint16_t *fl = f->flags;
+  size_t off = (size_t)k->pmd.val[pi] * PTRS;
+  const uint16_t *bits = k->pte.bits + off;
+  const int32_t *val = k->pte.val + off;
+  k->lock_depth += 2; /* rcu, pte lock */
+  int result = R_SUCCEED;
+  int inspected = 0, none_or_zero = 0, unmapped = 0, shared = 0, referenced = 0;
+  int32_t last = -1;
+  for (int i = 0; i < PTRS; i++) {
+    inspected++;
+    uint16_t b = bits[i];
+    int32_t v = val[i];
+    int type = b & E_TYPE_MASK;
+    /* pte_none_or_zero */
+    if (type == E_NONE ||
+        (type == E_PRESENT && ((b & B_SPECIAL) || (fl[head_of(f, v)] & PG_ZERO)))) {
+      if (++none_or_zero <= lim_none) continue;
+      result = R_EXCEED_NONE_PTE;
+      break;
+    }
+    if (type != E_PRESENT) {
+      if (++unmapped <= lim_swap) {
+        if ((type == E_SWAP && (b & B_UFFD_WP)) || (type == E_MARKER && v == MARKER_UFFD_WP)) {
+          result = R_PTE_UFFD_WP;
+          break;
+        }
+        continue;
+      }
+      result = R_EXCEED_SWAP_PTE;
+      break;
+    }
+    if (b & B_UFFD_WP) {
+      result = R_PTE_UFFD_WP;
+      break;
+    }
+    int32_t head = head_of(f, v);
+    last = head;
+    uint16_t hf = fl[head];
+    if (lazy && (hf & PG_LAZYFREE) && !(hf & PG_DIRTY) && !(b & B_DIRTY) &&
+        !(k->vma_flags & VM_DROPPABLE)) {
+      result = R_PAGE_LAZYFREE;
+      break;
+    }
+    if (!(hf & PG_ANON)) {
+      result = R_PAGE_ANON;
+      break;
+    }
+    /* folio_maybe_mapped_shared */
+    if (f->order[head] == 0 ? f->mapcount[head] > 1 : (hf & PG_MAYBE_SHARED) != 0) {
+      if (++shared > lim_shared) {
+        result = R_EXCEED_SHARED_PTE;
+        break;
+      }
+    }
+    if (!(hf & PG_LRU)) {
+      result = R_PAGE_LRU;
+      break;
+    }
+    if (hf & PG_LOCKED) {
+      result = R_PAGE_LOCK;
+      break;
+    }
+    /* is_refcount_suitable */
+    int32_t expected = f->mapcount[head] + f->pincount[head];
+    if (hf & PG_SWAPCACHE) expected += 1 << f->order[head];
+    if (f->refcount[head] != expected || f->pincount[head] != 0) {
+      result = R_PAGE_COUNT;
+      break;
+    }
+    if (khugepaged && ((b & B_YOUNG) || (hf & (PG_YOUNG | PG_REFERENCED)))) referenced++;
+  }
+  if (result == R_SUCCEED && khugepaged &&
+      (referenced == 0 || (unmapped > 0 && referenced < PTRS / 2)))
+    result = R_LACK_REFERENCED_PAGE;
+  k->lock_depth -= 2;
+  t->result[result]++;
+  t->inspected += inspected;
+  t->referenced += referenced;
+  t->none_or_zero += none_or_zero;
+  t->unmapped += unmapped;
+  t->shared += shared;
+  t->last_folio_sum += last;
+}
+
+/* Every PMD range of [start, end) (both PMD aligned), as one khugepaged pass would with no budget. */
+static __attribute__((noinline)) void scan_range(kernel_t *k, int64_t start, int64_t end,
+                                                 const scan_knobs_t *kn, scan_tally_t *t) {
+  memset(t, 0, sizeof(*t));
+  k->lock_depth++; /* mmap read lock */
+  for (int64_t vpn = start; vpn < end; vpn += PTRS) scan_pmd(k, vpn, kn, t);
+  k->lock_depth--;
+}
+
+static int main_scan(int argc, char **argv) {
+  if (argc != 6) {
+    fprintf(stderr, "usage: %s scan nPages ramPages startVpn reps\n", argv[0]);
+    return 2;
+  }
+  int64_t n = atoll(argv[2]);
+  int64_t ram = atoll(argv[3]);
+  int64_t start = atoll(argv[4]);
+  int reps = atoi(argv[5]);
+  if (n <= 0 || n % PTRS || start % PTRS || ram <= n || reps < 1 || reps > 64) {
+    fprintf(stderr, "bad arguments\n");
+    return 2;
+  }
+  int64_t tables = n / PTRS + 1;
+  kernel_t k;
+  kernel_init(&k, ram, tables);
+  k.vma_start = start;
+  k.vma_end = start + n;
+  k.vma_flags = VM_READ | VM_WRITE;
+  double t0 = now();
+  for (int64_t vpn = start; vpn < start + n; vpn++) {
+    if (user_access(&k, vpn, 1) != 1) {
+      fprintf(stderr, "fault failed at %lld\n", (long long)vpn);
+      return 1;
+    }
+  }
+  double fault_s = now() - t0;
+  /* Read from a volatile so the compiler cannot fold the knobs into the loop. */
+  volatile int knob_src[5] = {PTRS - 1, PTRS / 8, PTRS / 2, 1, 1};
+  scan_knobs_t kn = {knob_src[0], knob_src[1], knob_src[2], knob_src[3], knob_src[4]};
+  scan_tally_t t;
+  double scan_s[64], scan_cpu[64];
+  int64_t checksum = 0;
+  for (int r = 0; r < reps + 1; r++) {
+    double c0 = cpu_now(), w0 = now();
+    scan_range(&k, start, start + n, &kn, &t);
+    double c1 = cpu_now(), w1 = now();
+    checksum += t.referenced + t.last_folio_sum;
+    if (r == 0) continue; /* warm-up */
+    scan_s[r - 1] = w1 - w0;
+    scan_cpu[r - 1] = c1 - c0;
+  }
+  if (k.lock_depth != 0) {
+    fprintf(stderr, "unbalanced lock depth\n");
+    return 1;
+  }
+  printf("{\"n\": %lld, \"ramPages\": %lld, \"startVpn\": %lld, \"fault_s\": %.9f, ", (long long)n,
+         (long long)ram, (long long)start, fault_s);
+  printf("\"scan\": {\"median_s\": %.9f, \"samples_s\": ", median(scan_s, reps));
+  print_list(scan_s, reps);
+  printf(", \"cpu_median_s\": %.9f, \"results\": {", median(scan_cpu, reps));
+  int first = 1;
+  for (int i = 0; i < R_COUNT; i++)
+    if (t.result[i]) {
+      printf("%s\"%s\": %lld", first ? "" : ", ", R_NAMES[i], (long long)t.result[i]);
+      first = 0;
+    }
+  printf("}, \"inspected\": %lld, \"referenced\": %lld, \"noneOrZero\": %lld, \"unmapped\": %lld, "
+         "\"shared\": %lld, \"lastFolioSum\": %lld}, \"checksum\": %lld}\n",
+         (long long)t.inspected, (long long)t.referenced, (long long)t.none_or_zero,
+         (long long)t.unmapped, (long long)t.shared, (long long)t.last_folio_sum,
+         (long long)checksum);
+  kernel_free(&k);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "scan") == 0) return main_scan(argc, argv);
   if (argc != 6) {
     fprintf(stderr, "usage: %s nPages ramPages startVpn faultReps readReps\n", argv[0]);
     return 2;

@@ -4,6 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import {
@@ -16,13 +17,22 @@ import {
 } from '../mm/geometry.ts';
 import type { ProfileName } from '../mm/profile.ts';
 import { sysfsList } from '../mm/sysfs.ts';
-import { renderRun } from '../report/text.ts';
+import { SCAN_REASONS, renderRun } from '../report/text.ts';
 import { BUILTIN_SOURCE, builtinScenario } from '../scenario/builtin.ts';
 import { ScenarioError } from '../scenario/errors.ts';
+import { Expr, ExprError, geometryEnv, parseExprNode } from '../scenario/expr.ts';
 import { SCENARIO_EXTENSIONS, loadScenario } from '../scenario/load.ts';
-import { DEFAULT_GEOMETRY, errMessage, runScenario } from '../scenario/run.ts';
-import type { Scenario } from '../scenario/schema.ts';
-import { formatKb, formatSize } from '../scenario/size.ts';
+import { type ResolveOptions, describeVariant, variantsOf } from '../scenario/resolve.ts';
+import {
+  DEFAULT_GEOMETRY,
+  type PmdAttempt,
+  type Progress,
+  describeConfig,
+  errMessage,
+  runScenarioSession,
+} from '../scenario/run.ts';
+import type { Scenario, Variant } from '../scenario/schema.ts';
+import { formatKb, formatSize, hex } from '../scenario/size.ts';
 import { Machine } from '../sim/machine.ts';
 import { CliError, type Io, json, oneLine, writeFileAtomic } from './io.ts';
 
@@ -34,11 +44,15 @@ function displayPath(abs: string): string {
 }
 
 /** A scenario file, or the name of an example ("fork-cow" for examples/fork-cow.yaml). */
-export function resolveScenario(arg: string): { scenario: Scenario; source: string } {
+export function resolveScenario(
+  arg: string,
+  opts: ResolveOptions = {},
+): { scenario: Scenario; source: string } {
   if (arg !== '-' && !existsSync(arg) && /^[A-Za-z0-9_.-]+$/.test(arg) && !extname(arg)) {
     for (const ext of SCENARIO_EXTENSIONS) {
       const p = join(EXAMPLES_DIR, arg + ext);
-      if (existsSync(p)) return { scenario: loadScenario(displayPath(p)), source: displayPath(p) };
+      if (existsSync(p))
+        return { scenario: loadScenario(displayPath(p), opts), source: displayPath(p) };
     }
     const names = exampleFiles().map((f) => f.slice(0, -extname(f).length));
     throw new ScenarioError(
@@ -47,7 +61,7 @@ export function resolveScenario(arg: string): { scenario: Scenario; source: stri
       `no such file, and no example of that name (examples: ${names.join(', ') || 'none'})`,
     );
   }
-  return { scenario: loadScenario(arg), source: arg };
+  return { scenario: loadScenario(arg, opts), source: arg };
 }
 
 // ---- run ------------------------------------------------------------------------------------
@@ -59,22 +73,214 @@ export interface RunOpts {
   seed?: number;
   output?: string;
   checkInvariants?: boolean;
+  trace?: boolean;
+  context?: string;
+  mem?: string;
+  variant?: string[];
 }
 
-export function runCommand(io: Io, arg: string | undefined, opts: RunOpts): void {
+/** --context, --mem and --variant k=v as a variant. */
+function variantOf(opts: { context?: string; mem?: string; variant?: string[] }): Variant {
+  const v: Variant = {};
+  for (const kv of opts.variant ?? []) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(kv);
+    if (!m) throw new CliError(`--variant: expected name=value, got ${JSON.stringify(kv)}`);
+    v[m[1]] = m[2];
+  }
+  if (opts.context !== undefined) v.context = opts.context;
+  if (opts.mem !== undefined) v.mem = opts.mem;
+  return v;
+}
+
+/** Load the scenario a command names (or the built-in one) with the command-line overrides. */
+function scenarioFor(
+  arg: string | undefined,
+  opts: RunOpts,
+): { scenario: Scenario; source: string } {
+  const ro: ResolveOptions = {
+    ...(opts.geometry !== undefined ? { geometry: opts.geometry } : {}),
+    variant: variantOf(opts),
+  };
   const { scenario, source } = arg
-    ? resolveScenario(arg)
-    : { scenario: builtinScenario(), source: BUILTIN_SOURCE };
+    ? resolveScenario(arg, ro)
+    : { scenario: builtinScenario(ro), source: BUILTIN_SOURCE };
   const s: Scenario = {
     ...scenario,
     ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
-    ...(opts.geometry !== undefined ? { geometry: opts.geometry } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
   };
-  const result = runScenario(s, { source, checkInvariants: opts.checkInvariants });
+  if (s.skip) throw new CliError(`${source}: skipped on this geometry: ${s.skip}`);
+  return { scenario: s, source };
+}
+
+/**
+ * A progress bar on stderr for long runs: only on a terminal, never with --json, and only once
+ * a run has taken a moment (short runs print nothing).
+ */
+export function progressBar(
+  io: Io,
+  enabled: boolean,
+  delayMs = 300,
+): {
+  onProgress?: (p: Progress) => void;
+  stop: () => void;
+} {
+  if (!enabled || !io.progress) return { stop: () => {} };
+  const started = Date.now();
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    onProgress: (p) => {
+      if (!bar) {
+        if (Date.now() - started < delayMs) return;
+        bar = new cliProgress.SingleBar(
+          {
+            stream: io.progress,
+            format:
+              'thpsim [{bar}] {percentage}% | event {event}/{events} | t={clock} ms simulated',
+            hideCursor: true,
+            clearOnComplete: true,
+            barsize: 30,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(p.total * 1000, 0, { event: 0, events: p.total, clock: 0 });
+      }
+      bar.update(Math.round(p.done * 1000), {
+        event: Math.floor(p.done),
+        events: p.total,
+        clock: p.clockMs,
+      });
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+export function runCommand(io: Io, arg: string | undefined, opts: RunOpts): void {
+  const { scenario: s, source } = scenarioFor(arg, opts);
+  const bar = progressBar(io, !opts.json);
+  let result;
+  try {
+    result = runScenarioSession(s, {
+      source,
+      checkInvariants: opts.checkInvariants,
+      trace: opts.trace,
+      onProgress: bar.onProgress,
+    }).result;
+  } finally {
+    bar.stop();
+  }
   const text = json(result);
   if (opts.output) writeFileAtomic(opts.output, text);
   io.out(opts.json ? text : renderRun(result, { color: io.color }));
+}
+
+// ---- collapse -------------------------------------------------------------------------------
+
+export interface CollapseOpts extends RunOpts {
+  proc: string;
+  vma: string;
+  offset?: string;
+  length?: string;
+}
+
+/** --offset/--length: a size or an expression ("2pmd", "NR/2 pages") for the run's geometry. */
+function sizeOption(name: string, v: string | undefined, s: Scenario): number | undefined {
+  if (v === undefined) return undefined;
+  const g = geometryOf(s.geometry ?? DEFAULT_GEOMETRY);
+  try {
+    const n = new Expr(v, parseExprNode(v), 'size').evaluate(geometryEnv(g));
+    if (n < 0) throw new ExprError('negative');
+    return n;
+  } catch (e) {
+    throw new CliError(
+      `--${name}: expected a size like "2MiB", "1pmd" or "(NR/2) pages", got ${JSON.stringify(v)}${e instanceof ExprError ? ` (${e.message})` : ''}`,
+    );
+  }
+}
+
+/**
+ * Run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the
+ * result of every PMD range. Returns the exit status: 0 if MADV_COLLAPSE returned 0, else 2.
+ */
+export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number {
+  const { scenario: s, source } = scenarioFor(arg, opts);
+  const session = runScenarioSession(s, { source, checkInvariants: opts.checkInvariants });
+  const offset = sizeOption('offset', opts.offset, s);
+  const length = sizeOption('length', opts.length, s);
+  if (length === 0) throw new CliError('--length: must be greater than 0');
+  const r = session.range(opts.proc, opts.vma, offset, length);
+  const attempts: PmdAttempt[] = [];
+  session.machine.setTrace((e) => {
+    const a = session.attemptOf(e);
+    if (a) attempts.push(a);
+  });
+  const c = session.machine.collapse(r.mm, r.addr, r.length);
+  session.machine.setTrace(null);
+  const errno = c.errno === 0 ? 'ok' : String(c.errno);
+  const pmds = c.pmds.map((p, i) => {
+    const a = attempts.find((x) => x.addr === p.addr) ?? attempts[i];
+    return {
+      addr: p.addr,
+      result: p.result,
+      none_or_zero: a?.none_or_zero ?? -1,
+      swap: a?.swap ?? -1,
+      shared: a?.shared ?? -1,
+      referenced: a?.referenced ?? -1,
+    };
+  });
+  const out = {
+    scenario: s.name,
+    config: session.result.config,
+    ...(Object.keys(s.variant).length ? { variant: s.variant } : {}),
+    clockMs: session.machine.kernel.clockMs,
+    proc: opts.proc,
+    vma: opts.vma,
+    addr: r.addr,
+    length: r.length,
+    errno,
+    pmds,
+  };
+  if (opts.json) {
+    io.out(json(out));
+    return c.errno === 0 ? 0 : 2;
+  }
+  const col = pc.createColors(io.color);
+  const lines: string[] = [];
+  lines.push(
+    `${col.bold(`scenario ${s.name}`)}${Object.keys(s.variant).length ? ` (${describeVariant(s.variant)})` : ''}: ${describeConfig(session.result.config)}`,
+  );
+  lines.push(
+    `after ${session.result.events.length} events, t=${out.clockMs} ms: MADV_COLLAPSE ${opts.proc}/${opts.vma} ${hex(r.addr)}-${hex(r.addr + r.length)} (${formatSize(r.length)}) -> ${errno === 'ok' ? col.green('0') : col.yellow(errno)}`,
+  );
+  if (pmds.length === 0)
+    lines.push(
+      'no PMD range was tried (none lies wholly inside the range, or the VMA is not eligible)',
+    );
+  else {
+    const t = new Table({
+      head: ['PMD address', 'result', 'why', 'none/zero', 'swap', 'shared', 'referenced'].map((h) =>
+        col.bold(h),
+      ),
+      style: { head: [], border: [], compact: true },
+      colAligns: ['left', 'left', 'left', 'right', 'right', 'right', 'right'],
+    });
+    const n = (x: number) => (x < 0 ? '-' : String(x));
+    for (const p of pmds) {
+      const ok = p.result === 'SCAN_SUCCEED' || p.result === 'SCAN_PMD_MAPPED';
+      t.push([
+        hex(p.addr),
+        ok ? col.green(p.result) : col.yellow(p.result),
+        SCAN_REASONS[p.result] ?? '',
+        n(p.none_or_zero),
+        n(p.swap),
+        n(p.shared),
+        n(p.referenced),
+      ]);
+    }
+    lines.push(t.toString());
+  }
+  io.out(lines.join('\n') + '\n');
+  return c.errno === 0 ? 0 : 2;
 }
 
 // ---- validate -------------------------------------------------------------------------------
@@ -91,6 +297,8 @@ export function validateCommand(io: Io, files: string[], opts: { json?: boolean 
   for (const file of files) {
     try {
       const { scenario: s } = resolveScenario(file);
+      // A selftest or matrix file: every variant must resolve (its `when`s and names).
+      for (const variant of variantsOf(s).slice(1)) resolveScenario(file, { variant });
       results.push({
         file,
         ok: true,

@@ -19,6 +19,8 @@ export interface Io {
   err(s: string): void;
   /** ANSI colours allowed on stdout. */
   color: boolean;
+  /** Where a progress bar may go: stderr when it is a terminal, else nothing. */
+  progress?: NodeJS.WriteStream;
 }
 
 /**
@@ -34,6 +36,7 @@ export const processIo: Io = {
   out: (s) => void process.stdout.write(s),
   err: (s) => void process.stderr.write(s),
   color: stdoutColor(),
+  progress: process.stderr.isTTY && process.env.TERM !== 'dumb' ? process.stderr : undefined,
 };
 
 /** Collapse a message to one line (no stack, no embedded newlines). */

@@ -7,6 +7,7 @@ import { GEOMETRY_NAMES } from '../mm/geometry.ts';
 import { DEFAULT_PROFILE, PROFILE_NAMES } from '../mm/profile.ts';
 import { ScenarioError } from '../scenario/errors.ts';
 import {
+  collapseCommand,
   examplesCommand,
   geometryCommand,
   runCommand,
@@ -44,6 +45,28 @@ const geometryOption = () =>
   );
 const jsonOption = () => new Option('--json', 'print machine-readable JSON instead of text');
 
+/** The run options `run` and `collapse` share. */
+function addRunOptions(c: Command): Command {
+  return c
+    .addOption(profileOption())
+    .addOption(geometryOption())
+    .option('--seed <n>', "override the scenario's random seed", parseSeed)
+    .option(
+      '--context <name>',
+      'selftest files: the collapse context to run (khugepaged or madvise; default: the first declared)',
+    )
+    .option(
+      '--mem <type>',
+      'selftest files: the memory type (anon, file or shmem; default: the first declared)',
+    )
+    .option(
+      '--variant <name=value>',
+      "a value of one of the scenario's matrix dimensions (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--check-invariants', 'check the model invariants after every event');
+}
+
 export function createProgram(io: Io, setExit: (code: number) => void): Command {
   const program = new Command('thpsim');
   program
@@ -62,26 +85,47 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       outputError: (s, write) => write(`thpsim: ${oneLine(s.replace(/^error: /, ''))}\n`),
     });
 
-  program
-    .command('run')
-    .description(
-      'run a scenario (a file, an example name, or the built-in default) and print smaps-like and per-order reports',
-    )
-    .argument(
-      '[scenario]',
-      'scenario file (.yaml, .yml, .json; "-" for stdin) or example name; default: the built-in scenario',
-    )
-    .addOption(jsonOption())
-    .addOption(profileOption())
-    .addOption(geometryOption())
-    .option('--seed <n>', "override the scenario's random seed", parseSeed)
+  addRunOptions(
+    program
+      .command('run')
+      .description(
+        'run a scenario (a file, an example name, or the built-in default): the timeline, khugepaged and MADV_COLLAPSE per PMD range, and smaps-like, per-order and counter reports',
+      )
+      .argument(
+        '[scenario]',
+        'scenario file (.yaml, .yml, .json; "-" for stdin) or example name; default: the built-in scenario',
+      )
+      .addOption(jsonOption()),
+  )
     .option('-o, --output <file>', 'also write the run result as JSON to <file> (atomically)')
-    .option('--check-invariants', 'check the model invariants after every event')
+    .option(
+      '--trace',
+      'print every tracepoint (mm_khugepaged_scan_pmd, mm_collapse_huge_page, ..., thpsim_pmd_result); with --json, include them as "trace"',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  thpsim run\n  thpsim run examples/fork-cow.yaml --json\n  thpsim run fault-orders --profile linux-6.18 -o out.json',
+      '\nA progress bar appears on stderr for long runs when stderr is a terminal (never with --json).\n\nExamples:\n  thpsim run\n  thpsim run khugepaged-timeline --trace\n  thpsim run examples/fork-cow.yaml --json\n  thpsim run fault-orders --profile linux-6.18 -o out.json\n  thpsim run test/kernel-selftests/collapse_full.yaml --context madvise --mem shmem',
     )
     .action((scenario: string | undefined, opts) => runCommand(io, scenario, opts));
+
+  addRunOptions(
+    program
+      .command('collapse')
+      .description(
+        'run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the result of every PMD range (exit status 2 if MADV_COLLAPSE failed)',
+      )
+      .argument('<scenario>', 'scenario file (.yaml, .yml, .json; "-" for stdin) or example name')
+      .requiredOption('--proc <name>', 'the process')
+      .requiredOption('--vma <name>', 'the VMA, by its scenario name')
+      .option('--offset <size>', 'start of the range in the VMA, e.g. 2MiB or 1pmd (default: 0)')
+      .option('--length <size>', 'length of the range, e.g. 4pmd (default: to the end of the VMA)')
+      .addOption(jsonOption()),
+  )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  thpsim collapse khugepaged-timeline --proc app --vma heap\n  thpsim collapse examples/fork-cow.yaml --proc parent --vma heap --length 2pmd --json',
+    )
+    .action((scenario: string, opts) => setExit(collapseCommand(io, scenario, opts)));
 
   program
     .command('validate')

@@ -7,7 +7,18 @@ import { PG_ANON_EXCLUSIVE, PG_LOCKED, PG_LRU } from '../mm/folio.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
 import { mmapWriteUnlock } from '../mm/mmap.ts';
 import { vmaPteProt } from '../mm/mprotect.ts';
-import { B_DIRTY, B_UFFD_WP, B_YOUNG, E_PRESENT, E_SWAP, E_TABLE, E_TYPE_MASK, T_DEPOSITED, T_DETACHED, T_LINKED } from '../mm/pgtable.ts';
+import {
+  B_DIRTY,
+  B_UFFD_WP,
+  B_YOUNG,
+  E_PRESENT,
+  E_SWAP,
+  E_TABLE,
+  E_TYPE_MASK,
+  T_DEPOSITED,
+  T_DETACHED,
+  T_LINKED,
+} from '../mm/pgtable.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapRemovePtes } from '../mm/rmap.ts';
 import {
   L_ANON_VMA_WRITE,
@@ -63,7 +74,15 @@ function* collapseSwapin(k: Kernel, vma: Vma, vpn: number, referenced: number): 
     }
     swappedIn++;
   }
-  k.trace('mm_collapse_huge_page_swapin', withOrder(k, { mm: vma.mm.id, swapped_in: swappedIn, referenced, ret: result === 'SCAN_SUCCEED' ? 1 : 0 }));
+  k.trace(
+    'mm_collapse_huge_page_swapin',
+    withOrder(k, {
+      mm: vma.mm.id,
+      swapped_in: swappedIn,
+      referenced,
+      ret: result === 'SCAN_SUCCEED' ? 1 : 0,
+    }),
+  );
   return result;
 }
 
@@ -134,7 +153,8 @@ function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolat
     }
     if (cc.isKhugepaged && pteReferenced(k, bits, head)) out.referenced++;
   }
-  if (out.result === 'SCAN_SUCCEED' && cc.isKhugepaged && out.referenced === 0) out.result = 'SCAN_LACK_REFERENCED_PAGE';
+  if (out.result === 'SCAN_SUCCEED' && cc.isKhugepaged && out.referenced === 0)
+    out.result = 'SCAN_LACK_REFERENCED_PAGE';
   if (out.result !== 'SCAN_SUCCEED') releaseIsolated(k, out.folios);
   return out;
 }
@@ -151,7 +171,13 @@ function releaseIsolated(k: Kernel, folios: number[]): void {
  * __collapse_huge_page_copy and _succeeded: copy the data (zero for none/zero PTEs), then unmap
  * the old pages from the detached table and drop their references.
  */
-function copyAndRelease(k: Kernel, vma: Vma, pteT: number, folio: number, isolated: number[]): void {
+function copyAndRelease(
+  k: Kernel,
+  vma: Vma,
+  pteT: number,
+  folio: number,
+  isolated: number[],
+): void {
   const f = k.folios;
   const pte = k.pt.pte;
   const nr = k.geo.ptrsPerPte;
@@ -173,7 +199,13 @@ function copyAndRelease(k: Kernel, vma: Vma, pteT: number, folio: number, isolat
     // Batch consecutive pages of one large folio so it never looks partially mapped.
     let n = 1;
     const last = head + 2 ** f.order[head];
-    while (i + n < nr && val + n < last && (pte.bits[base + i + n] & E_TYPE_MASK) === E_PRESENT && pte.val[base + i + n] === val + n) n++;
+    while (
+      i + n < nr &&
+      val + n < last &&
+      (pte.bits[base + i + n] & E_TYPE_MASK) === E_PRESENT &&
+      pte.val[base + i + n] === val + n
+    )
+      n++;
     for (let j = 0; j < n; j++) pte.clear(pteT, i + j);
     rmapRemovePtes(k, head, val, n, vma);
     k.folioPut(head, n);
@@ -182,7 +214,14 @@ function copyAndRelease(k: Kernel, vma: Vma, pteT: number, folio: number, isolat
 }
 
 /** collapse_huge_page at PMD order. */
-export function* collapseHugePage(k: Kernel, mm: Mm, vpn: number, referenced: number, unmapped: number, cc: CollapseControl): Step<ScanResult> {
+export function* collapseHugePage(
+  k: Kernel,
+  mm: Mm,
+  vpn: number,
+  referenced: number,
+  unmapped: number,
+  cc: CollapseControl,
+): Step<ScanResult> {
   const order = k.geo.pmdOrder;
   const folio = allocChargeFolio(k, order);
   if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL');
@@ -193,7 +232,8 @@ export function* collapseHugePage(k: Kernel, mm: Mm, vpn: number, referenced: nu
   let rv = hugepageVmaRevalidate(k, mm, vpn, true, cc);
   result = rv.result;
   if (result === 'SCAN_SUCCEED') result = (yield* findPmdOrThpOrNone(k, mm, vpn)).result;
-  if (result === 'SCAN_SUCCEED' && unmapped > 0) result = yield* collapseSwapin(k, rv.vma!, vpn, referenced);
+  if (result === 'SCAN_SUCCEED' && unmapped > 0)
+    result = yield* collapseSwapin(k, rv.vma!, vpn, referenced);
   yield unlock(L_MMAP_READ, mm.id);
   if (result !== 'SCAN_SUCCEED') {
     k.folioPut(folio);
@@ -225,7 +265,15 @@ export function* collapseHugePage(k: Kernel, mm: Mm, vpn: number, referenced: nu
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_RCU, 0);
     isolatedCount = iso.folios.length;
-    k.trace('mm_collapse_huge_page_isolate', withOrder(k, { pfn: iso.folios[0] ?? -1, none_or_zero: iso.noneOrZero, referenced: iso.referenced, status: iso.result }));
+    k.trace(
+      'mm_collapse_huge_page_isolate',
+      withOrder(k, {
+        pfn: iso.folios[0] ?? -1,
+        none_or_zero: iso.noneOrZero,
+        referenced: iso.referenced,
+        status: iso.result,
+      }),
+    );
     if (iso.result !== 'SCAN_SUCCEED') {
       // Put the table back where it was.
       yield lock(L_PMD_LOCK, pmdT);
@@ -250,7 +298,15 @@ export function* collapseHugePage(k: Kernel, mm: Mm, vpn: number, referenced: nu
 }
 
 /** Map the new folio with a huge PMD and deposit the emptied table for a later split. */
-function installHugePmd(k: Kernel, vma: Vma, vpn: number, folio: number, pmdT: number, pmdI: number, pteT: number): void {
+function installHugePmd(
+  k: Kernel,
+  vma: Vma,
+  vpn: number,
+  folio: number,
+  pmdT: number,
+  pmdI: number,
+  pteT: number,
+): void {
   const f = k.folios;
   const nr = k.geo.ptrsPerPte;
   folioAddNewAnon(k, folio, vma, vpn);
@@ -264,7 +320,11 @@ function installHugePmd(k: Kernel, vma: Vma, vpn: number, folio: number, pmdT: n
 }
 
 /** The mTHP series added an order field to the collapse tracepoints. */
-export function withOrder(k: Kernel, fields: Record<string, number | string | boolean>, order = k.geo.pmdOrder) {
+export function withOrder(
+  k: Kernel,
+  fields: Record<string, number | string | boolean>,
+  order = k.geo.pmdOrder,
+) {
   if (k.profile.mthpCollapse) fields.order = order;
   return fields;
 }

@@ -30,7 +30,11 @@ function advanceCursor(k: Kernel, id: number, drop: boolean): void {
 }
 
 /** collapse_scan_mm_slot: scan from the cursor until the budget is spent or the lock dropped. */
-function* scanMmSlot(k: Kernel, budget: number, cc: CollapseControl): Step<{ progress: number; result: ScanResult }> {
+function* scanMmSlot(
+  k: Kernel,
+  budget: number,
+  cc: CollapseControl,
+): Step<{ progress: number; result: ScanResult }> {
   const kh = k.khugepaged;
   let result: ScanResult = 'SCAN_SUCCEED';
   if (kh.cursorMm === -1 || !k.khugepagedSlots.includes(kh.cursorMm)) {
@@ -41,10 +45,9 @@ function* scanMmSlot(k: Kernel, budget: number, cc: CollapseControl): Step<{ pro
   const mm = k.mms.get(id);
   let progress = 0;
   let finished = true; // no VMA left to scan in this mm
-  let locked = false;
   const gone = () => !mm || mm.exiting || mm.thpDisable === 'all';
   if (mm && (yield trylock(L_MMAP_READ, mm.id))) {
-    locked = true;
+    let locked = true;
     progress++;
     if (!gone()) {
       const nr = k.geo.ptrsPerPte;
@@ -73,7 +76,7 @@ function* scanMmSlot(k: Kernel, budget: number, cc: CollapseControl): Step<{ pro
           if (r.result === 'SCAN_SUCCEED') kh.pagesCollapsed++;
           kh.cursorAddress += nr;
           if (r.lockDropped) {
-            locked = false;
+            locked = false; // collapse_single_pmd let go of it
             finished = false;
             break outer;
           }
@@ -117,7 +120,10 @@ function* doScan(k: Kernel): Step<void> {
     }
   }
   // khugepaged_wait_work
-  kh.wakeAt = k.khugepagedSlots.length > 0 && khugepagedHasWork(k) ? k.clockMs + s.scanSleepMillisecs : Infinity;
+  kh.wakeAt =
+    k.khugepagedSlots.length > 0 && khugepagedHasWork(k)
+      ? k.clockMs + s.scanSleepMillisecs
+      : Infinity;
 }
 
 /** Run the thread for every wake-up due up to `untilMs`, moving the clock; leaves it at untilMs. */
@@ -129,7 +135,8 @@ export function khugepagedRunUntil(k: Kernel, untilMs: number, onPass?: () => vo
     k.run(doScan(k));
     onPass?.();
     // Guard against a zero sleep spinning at one instant with nothing to do.
-    if (kh.wakeAt <= before && kh.pass === null && k.settings.khugepaged.scanSleepMillisecs === 0) kh.wakeAt = before + 1;
+    if (kh.wakeAt <= before && kh.pass === null && k.settings.khugepaged.scanSleepMillisecs === 0)
+      kh.wakeAt = before + 1;
   }
   k.clockMs = Math.max(k.clockMs, untilMs);
 }
@@ -145,5 +152,6 @@ export function khugepagedSleepChanged(k: Kernel): void {
 /** After sysfs enables THP, a waiting thread finds work again (start_stop_khugepaged). */
 export function khugepagedSettingsChanged(k: Kernel): void {
   const kh = k.khugepaged;
-  if (kh.wakeAt === Infinity && k.khugepagedSlots.length > 0 && khugepagedHasWork(k)) kh.wakeAt = k.clockMs;
+  if (kh.wakeAt === Infinity && k.khugepagedSlots.length > 0 && khugepagedHasWork(k))
+    kh.wakeAt = k.clockMs;
 }

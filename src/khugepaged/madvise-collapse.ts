@@ -5,10 +5,14 @@ import type { Kernel } from '../mm/kernel.ts';
 import { L_MMAP_READ, type Step, lock, unlock } from '../mm/step.ts';
 import { thpVmaAllowableOrder } from '../mm/thp-orders.ts';
 import type { Mm } from '../mm/vma.ts';
-import { tryCollapsePteMappedThp } from './collapse-file.ts';
 import { newCollapseControl } from './control.ts';
 import { hugepageVmaRevalidate } from './revalidate.ts';
-import { type CollapseErrno, madviseCollapseContinues, madviseCollapseErrno, type ScanResult } from './scan-result.ts';
+import {
+  type CollapseErrno,
+  madviseCollapseContinues,
+  madviseCollapseErrno,
+  type ScanResult,
+} from './scan-result.ts';
 import { collapseSinglePmd } from './single-pmd.ts';
 
 export interface MadviseCollapseResult {
@@ -18,7 +22,12 @@ export interface MadviseCollapseResult {
 }
 
 /** Entered with the mmap read lock held (by madvise), left with it held. */
-export function* madviseCollapse(k: Kernel, mm: Mm, start: number, end: number): Step<MadviseCollapseResult> {
+export function* madviseCollapse(
+  k: Kernel,
+  mm: Mm,
+  start: number,
+  end: number,
+): Step<MadviseCollapseResult> {
   const out: MadviseCollapseResult = { errno: 0, pmds: [] };
   const first = mm.findVma(start);
   if (!first || !thpVmaAllowableOrder(k, first, 'forced_collapse', k.geo.pmdOrder)) {
@@ -54,14 +63,6 @@ export function* madviseCollapse(k: Kernel, mm: Mm, start: number, end: number):
       const r = yield* collapseSinglePmd(k, mm, vma, addr, cc);
       result = r.result;
       if (r.lockDropped) locked = false;
-      if (result === 'SCAN_PTE_MAPPED_HUGEPAGE' && vma.file !== 0) {
-        // A PMD-sized folio already sits in the page cache: map it now.
-        if (!locked) {
-          yield lock(L_MMAP_READ, mm.id);
-          locked = true;
-        }
-        result = yield* tryCollapsePteMappedThp(k, mm, addr, true);
-      }
     }
     out.pmds.push({ vpn: addr, result });
     if (result === 'SCAN_SUCCEED' || result === 'SCAN_PMD_MAPPED') {
@@ -77,14 +78,24 @@ export function* madviseCollapse(k: Kernel, mm: Mm, start: number, end: number):
 }
 
 /** madvise(MADV_COLLAPSE) over [start, end): madvise_walk_vmas calling madvise_collapse per VMA. */
-export function* doMadviseCollapse(k: Kernel, mm: Mm, start: number, end: number): Step<MadviseCollapseResult> {
+export function* doMadviseCollapse(
+  k: Kernel,
+  mm: Mm,
+  start: number,
+  end: number,
+): Step<MadviseCollapseResult> {
   const out: MadviseCollapseResult = { errno: 0, pmds: [] };
   yield lock(L_MMAP_READ, mm.id);
   let at = start;
   let hole = false;
   for (const vma of mm.vmasIn(start, end)) {
     if (vma.start > at) hole = true;
-    const r: MadviseCollapseResult = yield* madviseCollapse(k, mm, Math.max(start, vma.start), Math.min(end, vma.end));
+    const r: MadviseCollapseResult = yield* madviseCollapse(
+      k,
+      mm,
+      Math.max(start, vma.start),
+      Math.min(end, vma.end),
+    );
     out.pmds.push(...r.pmds);
     at = vma.end;
     if (r.errno !== 0) {

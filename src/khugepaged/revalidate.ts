@@ -12,8 +12,15 @@ export interface Revalidated {
 }
 
 /** The VMA must still exist, span the whole PMD range and allow PMD order. */
-export function hugepageVmaRevalidate(k: Kernel, mm: Mm, vpn: number, expectAnon: boolean, cc: CollapseControl): Revalidated {
-  if (mm.exiting || mm.thpDisable === 'all' || !k.mms.has(mm.id)) return { result: 'SCAN_ANY_PROCESS', vma: null };
+export function hugepageVmaRevalidate(
+  k: Kernel,
+  mm: Mm,
+  vpn: number,
+  expectAnon: boolean,
+  cc: CollapseControl,
+): Revalidated {
+  if (mm.exiting || mm.thpDisable === 'all' || !k.mms.has(mm.id))
+    return { result: 'SCAN_ANY_PROCESS', vma: null };
   const vma = mm.findVma(vpn);
   if (!vma) return { result: 'SCAN_VMA_NULL', vma: null };
   const nr = k.geo.ptrsPerPte;

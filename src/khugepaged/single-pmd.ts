@@ -2,10 +2,11 @@
 // with the mmap read lock held; says whether the lock was dropped on the way.
 
 import type { Kernel } from '../mm/kernel.ts';
-import { L_MMAP_READ, type Step, unlock } from '../mm/step.ts';
+import { filemapWriteAndWaitRange } from '../mm/filemap.ts';
+import { L_MMAP_READ, type Step, lock, unlock } from '../mm/step.ts';
 import type { Mm, Vma } from '../mm/vma.ts';
 import { collapseHugePage, withOrder } from './collapse-anon.ts';
-import { collapseScanFile } from './collapse-file.ts';
+import { collapseScanFile, tryCollapsePteMappedThp } from './collapse-file.ts';
 import type { CollapseControl } from './control.ts';
 import { collapseScanPmd } from './scan-pmd.ts';
 import type { ScanResult } from './scan-result.ts';
@@ -18,13 +19,37 @@ export interface SinglePmd {
   progress: number;
 }
 
-export function* collapseSinglePmd(k: Kernel, mm: Mm, vma: Vma, vpn: number, cc: CollapseControl): Step<SinglePmd> {
+export function* collapseSinglePmd(
+  k: Kernel,
+  mm: Mm,
+  vma: Vma,
+  vpn: number,
+  cc: CollapseControl,
+): Step<SinglePmd> {
   const nr = k.geo.ptrsPerPte;
   if (vma.file !== 0) {
+    // Read what the scan needs while the VMA is still stable, then let go of the mmap lock.
+    const fileId = vma.file;
+    const start = vma.linearIndex(vpn);
     yield unlock(L_MMAP_READ, mm.id);
-    const result: ScanResult = yield* collapseScanFile(k, mm, vma, vpn, cc);
+    let result: ScanResult = yield* collapseScanFile(k, mm, fileId, start, vpn, cc);
+    if (!cc.isKhugepaged && result === 'SCAN_PAGE_DIRTY_OR_WRITEBACK') {
+      // MADV_COLLAPSE writes the range back once and tries again.
+      const file = k.files.get(fileId);
+      if (file) {
+        yield* filemapWriteAndWaitRange(k, file, start, start + nr);
+        result = yield* collapseScanFile(k, mm, fileId, start, vpn, cc);
+      }
+    }
+    if (result === 'SCAN_PTE_MAPPED_HUGEPAGE') {
+      // A PMD-sized folio is in the page cache: retract the table (and map it, for MADV_COLLAPSE).
+      yield lock(L_MMAP_READ, mm.id);
+      if (!mm.exiting && mm.thpDisable !== 'all')
+        result = yield* tryCollapsePteMappedThp(k, mm, vpn, !cc.isKhugepaged);
+      yield unlock(L_MMAP_READ, mm.id);
+    }
     record(k, mm, vpn, result, cc);
-    return { result, lockDropped: true, progress: nr };
+    return { result, lockDropped: true, progress: result === 'SCAN_PTE_MAPPED_HUGEPAGE' ? 1 : nr };
   }
   const scan = yield* collapseScanPmd(k, mm, vma, vpn, cc);
   const progress = k.profile.perPteScanProgress ? Math.max(1, scan.inspected) : nr;
@@ -40,17 +65,53 @@ export function* collapseSinglePmd(k: Kernel, mm: Mm, vma: Vma, vpn: number, cc:
     }),
   );
   if (scan.result !== 'SCAN_SUCCEED') {
-    record(k, mm, vpn, scan.result, cc, scan.noneOrZero, scan.unmapped, scan.shared, scan.referenced);
+    record(
+      k,
+      mm,
+      vpn,
+      scan.result,
+      cc,
+      scan.noneOrZero,
+      scan.unmapped,
+      scan.shared,
+      scan.referenced,
+    );
     return { result: scan.result, lockDropped: false, progress };
   }
   yield unlock(L_MMAP_READ, mm.id);
-  const result: ScanResult = yield* collapseHugePage(k, mm, vpn, scan.referenced, scan.unmapped, cc);
+  const result: ScanResult = yield* collapseHugePage(
+    k,
+    mm,
+    vpn,
+    scan.referenced,
+    scan.unmapped,
+    cc,
+  );
   record(k, mm, vpn, result, cc, scan.noneOrZero, scan.unmapped, scan.shared, scan.referenced);
   return { result, lockDropped: true, progress };
 }
 
 /** Remember the outcome per PMD range, for MADV_COLLAPSE's report and the timeline. */
-function record(k: Kernel, mm: Mm, vpn: number, result: ScanResult, cc: CollapseControl, none = -1, swap = -1, shared = -1, referenced = -1): void {
+function record(
+  k: Kernel,
+  mm: Mm,
+  vpn: number,
+  result: ScanResult,
+  cc: CollapseControl,
+  none = -1,
+  swap = -1,
+  shared = -1,
+  referenced = -1,
+): void {
   cc.results.push({ mm: mm.id, addr: vpn, result });
-  k.trace('thpsim_pmd_result', { mm: mm.id, vpn, result, none_or_zero: none, swap, shared, referenced, khugepaged: cc.isKhugepaged });
+  k.trace('thpsim_pmd_result', {
+    mm: mm.id,
+    vpn,
+    result,
+    none_or_zero: none,
+    swap,
+    shared,
+    referenced,
+    khugepaged: cc.isKhugepaged,
+  });
 }

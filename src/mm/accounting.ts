@@ -1,7 +1,7 @@
 // What /proc reports, computed by walking the page tables as the kernel's smaps walk does:
 // per-VMA smaps fields and a per-order breakdown of the pages mapped.
 
-import { PG_ANON, PG_TAIL, PG_ZERO } from './folio.ts';
+import { PG_ANON, PG_FILE, PG_TAIL, PG_ZERO } from './folio.ts';
 import type { Kernel } from './kernel.ts';
 import { levelIndex, pmdTableOf } from './pagewalk.ts';
 import { B_SPECIAL, E_PRESENT, E_SWAP, E_TABLE, E_TYPE_MASK, PMD } from './pgtable.ts';
@@ -12,6 +12,9 @@ export interface SmapsCounts {
   rss: number;
   anonymous: number;
   anonHugePages: number;
+  /** Pages of PMD-mapped shmem / regular-file THPs (ShmemPmdMapped, FilePmdMapped). */
+  shmemPmdMapped: number;
+  filePmdMapped: number;
   swap: number;
   /** Mapped pages per folio order, keyed in the order the walk first met each order. */
   byOrder: Map<number, number>;
@@ -31,6 +34,8 @@ interface Tally {
   rss: number;
   anonymous: number;
   anonHugePages: number;
+  shmemPmdMapped: number;
+  filePmdMapped: number;
   swap: number;
   /** Pages of order-0 folios (the common case, kept out of `pages`). */
   order0: number;
@@ -111,6 +116,8 @@ export function smapsCounts(k: Kernel, vma: Vma): SmapsCounts {
     rss: 0,
     anonymous: 0,
     anonHugePages: 0,
+    shmemPmdMapped: 0,
+    filePmdMapped: 0,
     swap: 0,
     order0: 0,
     pages: new Float64Array(32),
@@ -134,6 +141,9 @@ export function smapsCounts(k: Kernel, vma: Vma): SmapsCounts {
           if (fFlags[head] & PG_ANON) {
             t.anonymous += n;
             t.anonHugePages += n;
+          } else if (fFlags[head] & PG_FILE) {
+            if (k.files.get(k.folios.mapping[head])?.tmpfs) t.shmemPmdMapped += n;
+            else t.filePmdMapped += n;
           }
         }
       } else if (type === E_TABLE) {
@@ -151,6 +161,8 @@ export function smapsCounts(k: Kernel, vma: Vma): SmapsCounts {
     rss: t.rss,
     anonymous: t.anonymous,
     anonHugePages: t.anonHugePages,
+    shmemPmdMapped: t.shmemPmdMapped,
+    filePmdMapped: t.filePmdMapped,
     swap: t.swap,
     byOrder,
   };

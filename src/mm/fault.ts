@@ -486,7 +486,7 @@ function* doAnonymousPage(
 }
 
 /** do_wp_page: reuse an exclusive anon page or copy it (COW), or replace the zero page. */
-function* doWpPage(
+export function* doWpPage(
   k: Kernel,
   vma: Vma,
   vpn: number,

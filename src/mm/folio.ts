@@ -23,7 +23,7 @@ export const PG_MAYBE_SHARED = 1 << 11;
 export const PG_DEFERRED = 1 << 12;
 /** The shared zero page or the huge zero folio: never freed, never counted as anon. */
 export const PG_ZERO = 1 << 13;
-/** File page-cache folio (used from the file-collapse issue on). */
+/** In the page cache of a file (mapping = file id, index = page index of the head). */
 export const PG_FILE = 1 << 14;
 /** Per page: PageAnonExclusive, the page is known to be exclusive to one mapping. */
 export const PG_ANON_EXCLUSIVE = 1 << 15;
@@ -247,10 +247,13 @@ export class FolioTable {
     return (this.flags[head] & PG_MAYBE_SHARED) !== 0;
   }
 
-  /** Expected refcount from mappings, pins and the swap cache (used by scans and invariants). */
+  /**
+   * Expected refcount from mappings, pins, the swap cache and the page cache, which holds one
+   * reference per page (used by scans and invariants).
+   */
   expectedRefcount(head: number): number {
     let r = this.mapcount[head] + this.pincount[head];
-    if (this.flags[head] & PG_SWAPCACHE) r += 2 ** this.order[head];
+    if (this.flags[head] & (PG_SWAPCACHE | PG_FILE)) r += 2 ** this.order[head];
     return r;
   }
 }

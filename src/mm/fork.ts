@@ -142,8 +142,9 @@ function* copyPageRange(k: Kernel, dst: Vma, src: Vma): Step<void> {
       const dstPmdT: number = yield* pmdAlloc(k, dst.mm, s);
       const pmdI = levelIndex(k, s, PMD);
       let copied = false;
+      // copy_huge_pmd: a file VMA's huge PMD is not copied, the child refaults it.
       if (k.pt.pmd.type(srcPmdT, pmdI) === E_PRESENT)
-        copied = yield* copyHugePmd(k, dst, src, dstPmdT, srcPmdT, pmdI);
+        copied = !dst.isAnonymous || (yield* copyHugePmd(k, dst, src, dstPmdT, srcPmdT, pmdI));
       if (!copied && k.pt.pmd.type(srcPmdT, pmdI) === E_TABLE)
         yield* copyPteRange(k, dst, dstPmdT, srcPmdT, pmdI, s, e, cow);
       s = e;

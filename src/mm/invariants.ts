@@ -2,7 +2,7 @@
 // table lifetimes and accounting must all agree with a recount from the page tables.
 
 import { BalanceSink, LockTable } from './locks.ts';
-import { PG_ANON, PG_DEFERRED, PG_HEAD, PG_SWAPCACHE, PG_TAIL, PG_ZERO } from './folio.ts';
+import { PG_ANON, PG_DEFERRED, PG_FILE, PG_HEAD, PG_SWAPCACHE, PG_TAIL, PG_ZERO } from './folio.ts';
 import type { Kernel } from './kernel.ts';
 import {
   B_SPECIAL,
@@ -62,7 +62,11 @@ export function checkInvariants(k: Kernel): void {
             entriesInTables += pt.pte.used[pt.pmd.getVal(pmdT, mi)];
           }
           const dep = pt.deposit[pmdT * pt.pmd.entriesPerTable + mi] ?? 0;
-          if (type === E_PRESENT) {
+          if (type === E_PRESENT && f.flags[pt.pmd.getVal(pmdT, mi)] & PG_FILE) {
+            // Page-cache THPs are mapped without a deposited table.
+            if (dep) fail(`file huge PMD ${pmdT}:${mi} has deposited table ${dep}`);
+            entriesInTables++;
+          } else if (type === E_PRESENT) {
             if (!dep) fail(`huge PMD ${pmdT}:${mi} without a deposited table`);
             else if (pt.pte.state[dep] !== T_DEPOSITED || pt.pte.used[dep] !== 0)
               fail(`deposited table ${dep} is not an empty deposited table`);
@@ -74,7 +78,13 @@ export function checkInvariants(k: Kernel): void {
     }
     let prevEnd = -1;
     let rss = 0;
+    let rssFile = 0;
+    let rssShmem = 0;
     let swapEnts = 0;
+    const fileRss = (head: number, n: number) => {
+      if (k.files.get(f.mapping[head])?.tmpfs) rssShmem += n;
+      else rssFile += n;
+    };
     for (const vma of mm.vmas) {
       if (vma.start < prevEnd || vma.end <= vma.start)
         fail(`mm ${mm.name}: VMAs overlap or are empty at ${vma.start}`);
@@ -89,6 +99,8 @@ export function checkInvariants(k: Kernel): void {
           if (f.flags[head] & PG_ZERO) return;
           pmdMaps.set(head, (pmdMaps.get(head) ?? 0) + 1);
           if (f.flags[head] & PG_ANON) rss += ptrs;
+          else if (f.flags[head] & PG_FILE) fileRss(head, ptrs);
+          else fail(`huge PMD at ${vpn} maps folio ${head} that is neither anon nor page cache`);
         },
         pte(vpn, _t, _i, bits, val) {
           entriesInVmas++;
@@ -109,10 +121,18 @@ export function checkInvariants(k: Kernel): void {
             fail(`PTE at ${vpn} maps dead page ${val}`);
           pteMaps.set(val, (pteMaps.get(val) ?? 0) + 1);
           if (f.flags[head] & PG_ANON) rss++;
+          else if (f.flags[head] & PG_FILE) fileRss(head, 1);
+          else fail(`PTE at ${vpn} maps page ${val} that is neither anon nor page cache`);
+          if (vma.file === 0 && !(f.flags[head] & PG_ANON))
+            fail(`PTE at ${vpn} of anonymous VMA ${vma.name} maps page-cache page ${val}`);
         },
       });
     }
     if (rss !== mm.rssAnon) fail(`mm ${mm.name}: MM_ANONPAGES ${mm.rssAnon}, recount ${rss}`);
+    if (rssFile !== mm.rssFile)
+      fail(`mm ${mm.name}: MM_FILEPAGES ${mm.rssFile}, recount ${rssFile}`);
+    if (rssShmem !== mm.rssShmem)
+      fail(`mm ${mm.name}: MM_SHMEMPAGES ${mm.rssShmem}, recount ${rssShmem}`);
     if (swapEnts !== mm.swapEnts)
       fail(`mm ${mm.name}: MM_SWAPENTS ${mm.swapEnts}, recount ${swapEnts}`);
   }
@@ -149,6 +169,15 @@ export function checkInvariants(k: Kernel): void {
   let allocated = 0;
   let anonMapped = 0;
   let anonThps = 0;
+  const fs = {
+    filePages: 0,
+    shmem: 0,
+    fileMapped: 0,
+    filePmdMapped: 0,
+    shmemPmdMapped: 0,
+    fileThps: 0,
+    shmemThps: 0,
+  };
   const nrAnon = new Map<number, number>();
   for (let pfn = 0; pfn < k.nrPages; pfn++) {
     const fl = f.flags[pfn];
@@ -186,6 +215,34 @@ export function checkInvariants(k: Kernel): void {
       if (pmds > 0 && f.order[head] === k.geo.pmdOrder) anonThps += n;
       if (f.order[head] > 0) nrAnon.set(f.order[head], (nrAnon.get(f.order[head]) ?? 0) + 1);
     }
+    if (fl & PG_FILE) {
+      // A page-cache folio: in its file's cache at its index, covering its whole range.
+      const file = k.files.get(f.mapping[head]);
+      const index = f.index[head];
+      if (!file) fail(`page-cache folio ${head} names no file (${f.mapping[head]})`);
+      else if (fl & PG_ANON) fail(`folio ${head} is both anon and page cache`);
+      else if (index % n !== 0 || index + n > file.size)
+        fail(
+          `page-cache folio ${head} (order ${f.order[head]}) at bad index ${index} of ${file.name}`,
+        );
+      else {
+        for (let i = 0; i < n; i++)
+          if (file.cache[index + i] !== head)
+            fail(`${file.name}[${index + i}] is ${file.cache[index + i]}, not its folio ${head}`);
+        const shmem = file.tmpfs;
+        fs.filePages += n;
+        if (shmem) fs.shmem += n;
+        if (f.order[head] === k.geo.pmdOrder) {
+          if (shmem) fs.shmemThps += n;
+          else fs.fileThps += n;
+        }
+        fs.fileMapped += pmds > 0 ? n : pagesMapped;
+        if (pmds > 0) {
+          if (shmem) fs.shmemPmdMapped += n;
+          else fs.filePmdMapped += n;
+        }
+      }
+    }
     if (!!(fl & PG_DEFERRED) !== k.deferredSplit.has(head))
       fail(`folio ${head}: deferred flag and queue disagree`);
     if (fl & PG_SWAPCACHE && k.swap.cache[f.swapSlot[head]] !== head)
@@ -200,6 +257,27 @@ export function checkInvariants(k: Kernel): void {
   if (anonMapped !== k.stats.anonMapped)
     fail(`AnonPages ${k.stats.anonMapped}, recount ${anonMapped}`);
   if (anonThps !== k.stats.anonThps) fail(`AnonHugePages ${k.stats.anonThps}, recount ${anonThps}`);
+  for (const [key, want] of Object.entries(fs) as Array<[keyof typeof fs, number]>)
+    if (k.fileStats[key] !== want)
+      fail(`page-cache counter ${key} ${k.fileStats[key]}, recount ${want}`);
+
+  // Page caches: every entry names a live page-cache folio of that file (checked from the folio
+  // side above); here the per-file counts.
+  for (const file of k.files.values()) {
+    let pages = 0;
+    let thps = 0;
+    for (let i = 0; i < file.size; i++) {
+      const head = file.cache[i];
+      if (head === -1) continue;
+      pages++;
+      if (!(f.flags[head] & PG_FILE) || f.mapping[head] !== file.id || f.refcount[head] <= 0)
+        fail(`${file.name}[${i}] points at ${head}, not a live folio of this file`);
+      else if (f.index[head] === i && f.order[head] === k.geo.pmdOrder) thps++;
+    }
+    if (pages !== file.nrPages) fail(`${file.name}: nrpages ${file.nrPages}, recount ${pages}`);
+    if (!file.tmpfs && thps !== file.nrThps)
+      fail(`${file.name}: nr_thps ${file.nrThps}, recount ${thps}`);
+  }
   for (let o = 2; o <= k.geo.pmdOrder; o++) {
     const want = nrAnon.get(o) ?? 0;
     if (k.stats.mthpValue(o, 'nr_anon') !== want)

@@ -12,6 +12,7 @@ import { Rng } from './rng.ts';
 import { type ThpSettings, defaultSettings } from './settings.ts';
 import { Stats } from './stats.ts';
 import { type EventSink, type Step, runStep } from './step.ts';
+import type { AddressSpace } from './filemap.ts';
 import { SwapDevice } from './swap.ts';
 import type { TraceSink } from './trace.ts';
 import { AnonVma, Mm, Vma } from './vma.ts';
@@ -48,6 +49,24 @@ export class Kernel {
   hugeZeroPfn = NO_PFN;
   readonly mms = new Map<number, Mm>();
   readonly anonVmas = new Map<number, AnonVma>();
+  /** Files by id (inode + struct address_space): the page caches, see filemap.ts. */
+  readonly files = new Map<number, AddressSpace>();
+  nextFileId = 1;
+  /** Page-cache counters of /proc/meminfo and vmstat, in pages (maintained by filemap and rmap). */
+  readonly fileStats = {
+    /** NR_FILE_PAGES (shmem included). */
+    filePages: 0,
+    /** NR_SHMEM. */
+    shmem: 0,
+    /** NR_FILE_MAPPED: page-cache pages mapped at least once. */
+    fileMapped: 0,
+    /** NR_FILE_PMDMAPPED / NR_SHMEM_PMDMAPPED: pages of PMD-mapped page-cache THPs. */
+    filePmdMapped: 0,
+    shmemPmdMapped: 0,
+    /** NR_FILE_THPS / NR_SHMEM_THPS: pages of PMD-sized folios in the page cache. */
+    fileThps: 0,
+    shmemThps: 0,
+  };
   /** Simulated time in milliseconds. */
   clockMs = 0;
   /** Deferred split queue (deferred_split_folio), in insertion order. */

@@ -3,8 +3,18 @@
 
 import { khugepagedEnterVma } from '../khugepaged/enter.ts';
 import { anonVmaUnlinkAll } from './anon-vma.ts';
+import { unlinkFileVma } from './filemap.ts';
 import type { Kernel } from './kernel.ts';
-import { L_MMAP_READ, L_MMAP_WRITE, OP_DOWNGRADE, type Step, ev, lock, unlock } from './step.ts';
+import {
+  L_I_MMAP_WRITE,
+  L_MMAP_READ,
+  L_MMAP_WRITE,
+  OP_DOWNGRADE,
+  type Step,
+  ev,
+  lock,
+  unlock,
+} from './step.ts';
 import { mergeAround, splitRange, vmaStartWrite } from './vma-ops.ts';
 import type { Mm, Vma } from './vma.ts';
 import { freePgtables, zapRange } from './zap.ts';
@@ -58,7 +68,7 @@ function chooseAddress(k: Kernel, mm: Mm, pages: number, align: number): number 
   throw new MmError('ENOMEM', `no free range of ${pages} pages`);
 }
 
-/** do_mmap of private anonymous memory. Returns the start in pages. */
+/** do_mmap of anonymous memory or of a file (req.file). Returns the start in pages. */
 export function* doMmap(k: Kernel, mm: Mm, req: MmapRequest): Step<number> {
   if (req.pages <= 0) throw new MmError('EINVAL', 'length must be positive');
   yield lock(L_MMAP_WRITE, mm.id);
@@ -70,8 +80,12 @@ export function* doMmap(k: Kernel, mm: Mm, req: MmapRequest): Step<number> {
       start = req.fixed;
     } else start = chooseAddress(k, mm, req.pages, req.alignPages ?? 1);
     const file = req.file ?? 0;
+    if (file && !k.files.has(file)) throw new MmError('EINVAL', `no file with id ${file}`);
     const vma = k.newVma(mm, start, start + req.pages, req.flags, file ? (req.pgoff ?? 0) : start, file, req.name);
+    // vma_link_file: a file VMA enters the file's i_mmap under its write lock.
+    if (file) yield lock(L_I_MMAP_WRITE, file);
     mm.insertVma(vma);
+    if (file) yield unlock(L_I_MMAP_WRITE, file);
     yield* mergeAround(mm, start, start + req.pages);
     const merged = mm.findVma(start)!;
     khugepagedEnterVma(k, merged);
@@ -89,6 +103,8 @@ export function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Ste
     yield* vmaStartWrite(vma);
     vma.detached = true;
     mm.removeVma(vma);
+    // Still in the file's i_mmap (rmap walks reach its page tables) until free_pgtables.
+    if (vma.file) k.files.get(vma.file)?.unlinking.add(vma);
   }
   // Neighbours that survive bound which page tables may be freed.
   const prev = mm.vmas.filter((v) => v.end <= start).pop();
@@ -97,7 +113,10 @@ export function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Ste
   const ceiling = next ? next.start : Number.MAX_SAFE_INTEGER;
   for (const vma of vmas)
     yield* zapRange(k, vma, vma.start, vma.end, { keepGuards: false, reclaimTables: false });
-  for (const vma of vmas) anonVmaUnlinkAll(vma);
+  for (const vma of vmas) {
+    anonVmaUnlinkAll(vma);
+    if (vma.file) yield* unlinkFileVma(k, vma);
+  }
   freePgtables(k, mm, vmas[0].start, vmas[vmas.length - 1].end, floor, ceiling);
 }
 

@@ -1,13 +1,16 @@
-// Splitting: a huge PMD into a PTE table (__split_huge_pmd), a large folio into small ones
-// (split_folio, with zero-filled pages remapped to the shared zero page), and the deferred split
-// shrinker (deferred_split_scan) with the underused rule (thp_underused).
+// Splitting: a huge PMD into a PTE table (__split_huge_pmd; the PMD of a page-cache THP is only
+// unmapped), a large folio into small ones (split_folio, with zero-filled pages remapped to the
+// shared zero page), and the deferred split shrinker (deferred_split_scan) with the underused
+// rule (thp_underused).
 
 import {
   PG_ANON,
   PG_ANON_EXCLUSIVE,
   PG_DEFERRED,
+  PG_DIRTY,
   PG_HEAD,
   PG_PARTIALLY_MAPPED,
+  PG_REFERENCED,
   PG_SWAPCACHE,
   PG_TAIL,
   PG_ZERO,
@@ -15,7 +18,16 @@ import {
 } from './folio.ts';
 import type { Kernel } from './kernel.ts';
 import { levelIndex, pmdTableOf } from './pagewalk.ts';
-import { B_SPECIAL, B_YOUNG, E_PRESENT, E_TABLE, E_TYPE_MASK, PMD, T_LINKED } from './pgtable.ts';
+import {
+  B_DIRTY,
+  B_SPECIAL,
+  B_YOUNG,
+  E_PRESENT,
+  E_TABLE,
+  E_TYPE_MASK,
+  PMD,
+  T_LINKED,
+} from './pgtable.ts';
 import { rmapAddPtes, rmapRemovePmd, rmapRemovePtes } from './rmap.ts';
 import {
   L_ANON_VMA_WRITE,
@@ -41,6 +53,18 @@ export function* splitHugePmd(k: Kernel, vma: Vma, pmdT: number, pmdI: number): 
   }
   const head = pmd.getVal(pmdT, pmdI);
   const slot = pmdT * pmd.entriesPerTable + pmdI;
+  if (!(f.flags[head] & (PG_ANON | PG_ZERO))) {
+    // A page-cache THP (no deposited table on x86-64 and arm64): the PMD is only unmapped, and
+    // later faults map the pages with PTEs, or with a PMD again.
+    pmd.clear(pmdT, pmdI);
+    if (bits & B_DIRTY) f.set(head, PG_DIRTY);
+    if (bits & B_YOUNG) f.set(head, PG_REFERENCED);
+    rmapRemovePmd(k, head, vma);
+    k.stats.event('thp_split_pmd');
+    yield unlock(L_PMD_LOCK, pmdT);
+    k.folioPut(head);
+    return true;
+  }
   const pgtable = k.pt.deposit[slot];
   if (!pgtable) throw new Error(`huge PMD ${pmdT}:${pmdI} has no deposited table`);
   k.pt.deposit[slot] = 0;

@@ -13,8 +13,13 @@ import {
   DEFRAG,
   GLOBAL_ENABLED,
   ORDER_ENABLED,
+  SHMEM_ENABLED,
+  SHMEM_ORDER_ENABLED,
+  maxPagecacheOrder,
   orderMode,
   setOrderMode,
+  setShmemOrderMode,
+  shmemOrderMode,
   type ThpSettings,
 } from './settings.ts';
 import { MTHP_SERIES_STATS, MTHP_STAT_NAMES } from './stats.ts';
@@ -177,6 +182,55 @@ function numberFile(
   };
 }
 
+/**
+ * shmem_enabled_store(): at most 15 characters, one trailing newline dropped, then an exact word;
+ * "force" only while no size but the PMD size inherits. deny and force leave the internal
+ * mount's huge= option alone.
+ */
+function shmemEnabledFile(geo: Geometry): SysfsFile {
+  const expected = `one of ${SHMEM_ENABLED.join(', ')}`;
+  return {
+    show: (k) => {
+      const cur = k.settings.shmemEnabled;
+      return `${SHMEM_ENABLED.map((w) => (w === cur ? `[${w}]` : w)).join(' ')}\n`;
+    },
+    store: (k, buf) => {
+      if (buf.length + 1 > 16) return { errno: 'EINVAL', expected };
+      const word = buf.endsWith('\n') ? buf.slice(0, -1) : buf;
+      const w = SHMEM_ENABLED.find((x) => x === word);
+      if (w === undefined) return { errno: 'EINVAL', expected };
+      const s = k.settings;
+      if (w === 'force' && s.shmemOrdersInherit !== 1 << geo.pmdOrder)
+        return {
+          errno: 'EINVAL',
+          expected: `${expected} (force only while only the PMD size inherits)`,
+        };
+      s.shmemEnabled = w;
+      if (w !== 'deny' && w !== 'force') s.shmemMntHuge = w;
+      return null;
+    },
+  };
+}
+
+/** thpsize_shmem_enabled_store(): inherit is refused for non-PMD sizes while shmem_enabled=force. */
+function shmemOrderFile(geo: Geometry, order: number): SysfsFile {
+  const expected = `one of ${SHMEM_ORDER_ENABLED.join(', ')}`;
+  return {
+    show: (k) => {
+      const cur = shmemOrderMode(k.settings, order);
+      return `${SHMEM_ORDER_ENABLED.map((w) => (w === cur ? `[${w}]` : w)).join(' ')}\n`;
+    },
+    store: (k, buf) => {
+      const w = SHMEM_ORDER_ENABLED.find((x) => sysfsStreq(buf, x));
+      if (w === undefined) return { errno: 'EINVAL', expected };
+      if (w === 'inherit' && k.settings.shmemEnabled === 'force' && order !== geo.pmdOrder)
+        return { errno: 'EINVAL', expected: `${expected} (not inherit while shmem_enabled=force)` };
+      setShmemOrderMode(k.settings, order, w);
+      return null;
+    },
+  };
+}
+
 const zero = (): number => 0;
 const uintMax = (): number => Number(UINT_MAX);
 const hpagePmdNrMinus1 = (k: Kernel): number => k.geo.ptrsPerPte - 1;
@@ -293,6 +347,8 @@ function buildTree(geo: Geometry, mthpCollapseStats: boolean): Map<string, Sysfs
         (s, v) => (s.maxPtesShared = v),
       ),
     ],
+    // shmem_enabled_store()
+    ['shmem_enabled', shmemEnabledFile(geo)],
     ['khugepaged/pages_collapsed', readOnly((k) => k.khugepaged.pagesCollapsed)],
     ['khugepaged/full_scans', readOnly((k) => k.khugepaged.fullScans)],
   ];
@@ -308,6 +364,10 @@ function buildTree(geo: Geometry, mthpCollapseStats: boolean): Map<string, Sysfs
         (s, w) => setOrderMode(s, order, w),
       ),
     ]);
+    // thpsize_shmem_enabled_store(), for the sizes the page cache supports (order-1 directories,
+    // which would hold only shmem files, are not modelled).
+    if (order <= maxPagecacheOrder(geo))
+      files.push([`${dir}/shmem_enabled`, shmemOrderFile(geo, order)]);
     for (const name of MTHP_STAT_NAMES) {
       if (MTHP_SERIES_STATS.has(name) && !mthpCollapseStats) continue;
       files.push([`${dir}/stats/${name}`, readOnly((k) => k.stats.mthpValue(order, name))]);

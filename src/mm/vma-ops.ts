@@ -6,7 +6,7 @@ import type { Kernel } from './kernel.ts';
 import { levelIndex, pmdTableOf } from './pagewalk.ts';
 import { E_PRESENT, PMD } from './pgtable.ts';
 import { splitHugePmd } from './split.ts';
-import { L_VMA_WRITE, type Step, lock } from './step.ts';
+import { L_I_MMAP_WRITE, L_VMA_WRITE, type Step, lock, unlock } from './step.ts';
 import { canMerge, type Mm, type Vma } from './vma.ts';
 
 /** vma_start_write: stamp the VMA write-locked until mmap_write_unlock. */
@@ -30,11 +30,14 @@ function* splitHugePmdAt(k: Kernel, vma: Vma, vpn: number): Step<void> {
 export function* splitVma(k: Kernel, vma: Vma, vpn: number): Step<Vma> {
   yield* vmaStartWrite(vma);
   yield* splitHugePmdAt(k, vma, vpn);
+  // vma_prepare: rmap walks of a file must not see the VMA half split.
+  if (vma.file) yield lock(L_I_MMAP_WRITE, vma.file);
   const upper = k.newVma(vma.mm, vpn, vma.end, vma.flags, vma.linearIndex(vpn), vma.file, vma.name);
   upper.anonVma = vma.anonVma;
   for (const av of vma.chain) anonVmaLink(upper, av);
   vma.end = vpn;
   vma.mm.insertVma(upper);
+  if (vma.file) yield unlock(L_I_MMAP_WRITE, vma.file);
   yield* vmaStartWrite(upper);
   return upper;
 }
@@ -57,6 +60,7 @@ export function* mergeAround(mm: Mm, start: number, end: number): Step<void> {
     if (b.start <= end && a.end >= start && canMerge(a, b)) {
       yield* vmaStartWrite(a);
       yield* vmaStartWrite(b);
+      if (a.file) yield lock(L_I_MMAP_WRITE, a.file);
       a.end = b.end;
       if (!a.anonVma && b.anonVma) {
         a.anonVma = b.anonVma;
@@ -65,6 +69,7 @@ export function* mergeAround(mm: Mm, start: number, end: number): Step<void> {
       for (const av of b.chain) av.vmas.delete(b);
       b.detached = true;
       mm.removeVma(b);
+      if (a.file) yield unlock(L_I_MMAP_WRITE, a.file);
     } else i++;
   }
 }

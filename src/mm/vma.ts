@@ -126,6 +126,9 @@ export class Mm {
   /** MM_ANONPAGES and MM_SWAPENTS rss counters. */
   rssAnon = 0;
   swapEnts = 0;
+  /** MM_FILEPAGES and MM_SHMEMPAGES: page-cache pages mapped by this mm's PTEs and PMDs. */
+  rssFile = 0;
+  rssShmem = 0;
   /** mm->write_protect_seq (fork). */
   writeProtectSeq = 0;
   parent: Mm | null = null;
@@ -179,7 +182,12 @@ export function canMerge(a: Vma, b: Vma): boolean {
   if ((a.flags ^ b.flags) & ~MERGE_IGNORE) return false;
   if (a.file !== b.file) return false;
   if (a.pgoff + (a.end - a.start) !== b.pgoff) return false;
-  if (a.anonVma && b.anonVma && a.anonVma !== b.anonVma) return false;
-  if (a.chain.length > 1 || b.chain.length > 1) return false;
+  // is_mergeable_anon_vma: the same anon_vma, or one side without and the other with a
+  // singular anon_vma_chain (not inherited through fork).
+  if (a.anonVma && b.anonVma) {
+    if (a.anonVma !== b.anonVma) return false;
+  } else if (a.anonVma || b.anonVma) {
+    if ((a.anonVma ? a : b).chain.length > 1) return false;
+  }
   return a.name === b.name;
 }

@@ -2,10 +2,11 @@
 // reclaim after MADV_DONTNEED (mm/pt_reclaim.c), and free_pgtables within [floor, ceiling).
 
 import { swapCacheMaybeDrop } from './fault.ts';
-import { PG_ZERO } from './folio.ts';
+import { PG_DIRTY, PG_FILE, PG_ZERO } from './folio.ts';
 import type { Kernel } from './kernel.ts';
 import { levelIndex, pmdTableOf } from './pagewalk.ts';
 import {
+  B_DIRTY,
   E_MARKER,
   E_NONE,
   E_PRESENT,
@@ -40,18 +41,20 @@ export function freeSwapEntry(k: Kernel, slot: number): void {
   else sw.maybeFree(slot);
 }
 
-/** zap_huge_pmd: remove a whole huge PMD and free its deposited table. */
+/** zap_huge_pmd: remove a whole huge PMD and free its deposited table (a file THP has none). */
 function* zapHugePmd(k: Kernel, vma: Vma, pmdT: number, pmdI: number): Step<void> {
   const pmd = k.pt.pmd;
   yield lock(L_PMD_LOCK, pmdT);
   if (pmd.type(pmdT, pmdI) === E_PRESENT) {
     const head = pmd.getVal(pmdT, pmdI);
+    const bits = pmd.getBits(pmdT, pmdI);
     const slot = pmdT * pmd.entriesPerTable + pmdI;
     const pgtable = k.pt.deposit[slot];
     k.pt.deposit[slot] = 0;
     pmd.clear(pmdT, pmdI);
     if (pgtable) k.pt.pte.free(pgtable);
     if (!(k.folios.flags[head] & PG_ZERO)) {
+      if (bits & B_DIRTY && k.folios.flags[head] & PG_FILE) k.folios.set(head, PG_DIRTY);
       rmapRemovePmd(k, head, vma);
       k.folioPut(head);
     }
@@ -94,7 +97,11 @@ function* zapPtes(
         if ((b & E_TYPE_MASK) !== E_PRESENT || pte.getVal(pteT, i + nr) !== val + nr) break;
         nr++;
       }
-      for (let j = 0; j < nr; j++) pte.clear(pteT, i + j);
+      for (let j = 0; j < nr; j++) {
+        // zap_present_folio_ptes: a page-cache folio inherits the dirty bit of its entries.
+        if (pte.getBits(pteT, i + j) & B_DIRTY && f.flags[head] & PG_FILE) f.set(head, PG_DIRTY);
+        pte.clear(pteT, i + j);
+      }
       rmapRemovePtes(k, head, val, nr, vma);
       gather.push(head, nr);
       vpn += nr - 1;

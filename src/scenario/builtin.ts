@@ -1,6 +1,7 @@
 // The scenario `thpsim run` runs without an argument: a small, realistic tour of anonymous THP.
 
 import { validateScenario } from './load.ts';
+import type { ResolveOptions } from './resolve.ts';
 import type { Scenario, ScenarioInput } from './schema.ts';
 
 export const BUILTIN_SOURCE = '<builtin>';
@@ -48,6 +49,6 @@ export const BUILTIN_SCENARIO: ScenarioInput = {
   ],
 };
 
-export function builtinScenario(): Scenario {
-  return validateScenario(BUILTIN_SCENARIO, BUILTIN_SOURCE);
+export function builtinScenario(opts: ResolveOptions = {}): Scenario {
+  return validateScenario(BUILTIN_SCENARIO, BUILTIN_SOURCE, opts);
 }

@@ -6,7 +6,8 @@ import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { checkScenario } from './check.ts';
 import { ScenarioError, firstIssue, zodIssueMessage } from './errors.ts';
-import { type Scenario, ScenarioSchema } from './schema.ts';
+import { type ResolveOptions, resolveScenario } from './resolve.ts';
+import { type Scenario, ScenarioSchema, type ScenarioSpec } from './schema.ts';
 
 export const SCENARIO_EXTENSIONS = ['.yaml', '.yml', '.json'] as const;
 
@@ -47,22 +48,58 @@ export function parseText(text: string, sourceName: string): unknown {
   return doc.toJS({ maxAliasCount: 1000 }) as unknown;
 }
 
-/** Validate parsed data against the schema and the semantic checks. */
-export function validateScenario(data: unknown, sourceName: string): Scenario {
+/** Validate parsed data against the schema; sizes and counts stay expressions. */
+export function validateSpec(data: unknown, sourceName: string): ScenarioSpec {
   const r = ScenarioSchema.safeParse(data, { reportInput: true });
   if (!r.success) {
     const { field, detail } = zodIssueMessage(firstIssue(r.error.issues), ScenarioSchema, data);
     throw new ScenarioError(sourceName, field, detail);
   }
-  checkScenario(r.data, sourceName);
   return r.data;
 }
 
-export function parseScenario(text: string, sourceName: string): Scenario {
-  return validateScenario(parseText(text, sourceName), sourceName);
+/** Resolve a validated spec for one geometry and variant, and run the timeline checks. */
+export function resolveAndCheck(
+  spec: ScenarioSpec,
+  sourceName: string,
+  opts: ResolveOptions = {},
+): Scenario {
+  const s = resolveScenario(spec, sourceName, opts);
+  checkScenario(s, sourceName);
+  return s;
 }
 
-export function loadScenario(path: string): Scenario {
+/** Validate parsed data against the schema and the semantic checks, for one geometry/variant. */
+export function validateScenario(
+  data: unknown,
+  sourceName: string,
+  opts: ResolveOptions = {},
+): Scenario {
+  return resolveAndCheck(validateSpec(data, sourceName), sourceName, opts);
+}
+
+export function parseScenario(
+  text: string,
+  sourceName: string,
+  opts: ResolveOptions = {},
+): Scenario {
+  return validateScenario(parseText(text, sourceName), sourceName, opts);
+}
+
+/** Read and validate a scenario file without resolving it (for running every variant). */
+export function loadSpec(path: string): ScenarioSpec {
+  return validateSpec(parseText(readText(path), sourceOf(path)), sourceOf(path));
+}
+
+function sourceOf(path: string): string {
+  return path === '-' ? '<stdin>' : path;
+}
+
+export function loadScenario(path: string, opts: ResolveOptions = {}): Scenario {
+  return parseScenario(readText(path), sourceOf(path), opts);
+}
+
+function readText(path: string): string {
   const ext = extname(path).toLowerCase();
   if (path !== '-' && !(SCENARIO_EXTENSIONS as readonly string[]).includes(ext))
     throw new ScenarioError(
@@ -83,5 +120,5 @@ export function loadScenario(path: string): Scenario {
           : oneLine((e as Error).message);
     throw new ScenarioError(path, '', detail, { cause: e });
   }
-  return parseScenario(text, path === '-' ? '<stdin>' : path);
+  return text;
 }

@@ -1,11 +1,16 @@
 // Run a validated scenario on a Machine and collect a plain, JSON-serialisable result. The run is
 // deterministic: the same scenario (and overrides) gives a byte-identical JSON result.
+//
+// Besides the version-1 events, the runner knows the kernel selftests' vocabulary (selftest.ts):
+// a scenario that declares `contexts` gets the selftest's global settings first, and its
+// `collapse_ctx` events run as khugepaged.c's khugepaged or madvise context does.
 
 import { type GeometryName, geometry as geometryOf, orderSizeKb } from '../mm/geometry.ts';
 import type { KernelConfig } from '../mm/kernel.ts';
 import { DEFAULT_PROFILE, type ProfileName } from '../mm/profile.ts';
 import { Rng } from '../mm/rng.ts';
 import { type OrderEnabled, orderMode } from '../mm/settings.ts';
+import type { TraceEvent } from '../mm/trace.ts';
 import {
   type AccessOutcome,
   type Advice,
@@ -16,14 +21,41 @@ import {
   type SmapsEntry,
 } from '../sim/machine.ts';
 import { ScenarioError, formatPath } from './errors.ts';
-import type { EventOf, MadviseResult, Op, Pattern, Scenario, TimelineEvent } from './schema.ts';
-import { formatSize } from './size.ts';
+import { DEFAULT_GEOMETRY } from './resolve.ts';
+import type {
+  CheckField,
+  CollapseExpect,
+  ContextName,
+  EventOf,
+  MadviseResult,
+  MemType,
+  Op,
+  Pattern,
+  Scenario,
+  TimelineEvent,
+  Variant,
+} from './schema.ts';
+import { CHECK_FIELDS } from './schema.ts';
+import {
+  BASE_ADDR,
+  type SysfsStack,
+  hugeField,
+  khugepagedWaitMs,
+  madviseContextSettings,
+  selftestGlobalSettings,
+  sysfsPop,
+  sysfsPush,
+} from './selftest.ts';
+import { formatSize, hex } from './size.ts';
 
-export const DEFAULT_GEOMETRY: GeometryName = 'x86-64-4k';
+export { DEFAULT_GEOMETRY };
 export const DEFAULT_RAM_BYTES = 2 ** 30;
 export const DEFAULT_SWAP_BYTES = 0;
 export const DEFAULT_SEED = 1;
 export const SYSFS_PREFIX = '/sys/kernel/mm/transparent_hugepage/';
+/** PMD attempts and trace events kept in a RunResult; more are counted, not stored. */
+export const MAX_ATTEMPTS = 20_000;
+export const MAX_TRACE = 1_000_000;
 
 export interface RunConfig {
   profile: ProfileName;
@@ -35,16 +67,38 @@ export interface RunConfig {
   pmdSize: number;
 }
 
+/** One PMD range khugepaged or MADV_COLLAPSE tried (the thpsim_pmd_result tracepoint). */
+export interface PmdAttempt {
+  /** Simulated ms. */
+  t: number;
+  by: 'khugepaged' | 'madvise';
+  /** The timeline event running at the time (its index), or null for the header. */
+  event: number | null;
+  proc: string;
+  /** The scenario's name of the VMA, when the address lies in one, and the offset into it. */
+  vma?: string;
+  offset?: number;
+  addr: number;
+  result: string;
+  /** Counts from the PTE scan; -1 where the scan did not get that far. */
+  none_or_zero: number;
+  swap: number;
+  shared: number;
+  referenced: number;
+}
+
 /** What one timeline event did. Only the fields that apply to the op are present. */
 export interface EventRecord {
   index: number;
   op: Op;
+  /** Where the event came from when that is not timeline[index] (repeat, when). */
+  source?: string;
   proc?: string;
   vma?: string;
   /** The byte range acted on (mmap/mremap: the resulting mapping). */
   addr?: number;
   length?: number;
-  /** madvise/swapout: 'ok' or the errno; sysfs: the value written. */
+  /** madvise/swapout/collapse: 'ok' or the errno; sysfs: the value written. */
   result?: string;
   advice?: Advice;
   expect?: MadviseResult;
@@ -57,11 +111,36 @@ export interface EventRecord {
   child?: string;
   /** sysfs: the file written (relative to the transparent_hugepage directory). */
   path?: string;
-  /** sleep: milliseconds advanced. */
+  /** sleep, wait_khugepaged, collapse_ctx (khugepaged): milliseconds advanced. */
   ms?: number;
   /** report: the label and the index into RunResult.reports. */
   label?: string;
   report?: number;
+  /** mmap of a file, setup_area of a file or shmem, create_file: the file. */
+  file?: string;
+  /** setup_area: the memory type. */
+  mem?: MemType;
+  /** populate: read or write. */
+  mode?: 'read' | 'write';
+  /** collapse, collapse_ctx (madvise): MADV_COLLAPSE's result per PMD range. */
+  pmds?: Array<{ addr: number; result: string }>;
+  /** collapse: whether the call was retried after EAGAIN. */
+  retried?: boolean;
+  /** wait_khugepaged, collapse_ctx (khugepaged): khugepaged's counters afterwards. */
+  full_scans?: number;
+  pages_collapsed?: number;
+  timedOut?: boolean;
+  /** check: each field compared, in kB; intact: how many pages were compared. */
+  checked?: Record<string, { expected: number; actual: number }>;
+  intactPages?: number;
+  /** collapse_ctx: the context, what the case expected and what happened. */
+  context?: ContextName;
+  expected?: CollapseExpect;
+  observed?: CollapseExpect | 'partial' | 'timeout';
+  /** collapse_ctx (khugepaged, file/shmem): how the range was faulted again before the check. */
+  refault?: 'read' | 'write';
+  /** sysfs_push: the values written. */
+  values?: Record<string, string>;
 }
 
 export interface ProcessReport {
@@ -75,6 +154,8 @@ export interface ProcessReport {
     Anonymous: number;
     AnonHugePages: number;
     Swap: number;
+    ShmemPmdMapped?: number;
+    FilePmdMapped?: number;
     byOrder: Record<number, number>;
   };
 }
@@ -99,6 +180,8 @@ export interface Report {
   vmstat: Record<string, number>;
   /** Anonymous THP orders, highest first. */
   orders: OrderReport[];
+  /** khugepaged/pages_collapsed and khugepaged/full_scans. */
+  khugepaged: { pages_collapsed: number; full_scans: number };
 }
 
 export interface RunResult {
@@ -106,10 +189,32 @@ export interface RunResult {
   version: 1;
   scenario: { name: string; description?: string };
   config: RunConfig;
-  /** The header's sysfs writes, in the order applied. */
+  /** The variant run (selftest files: context, mem, matrix values). */
+  variant?: Variant;
+  /** The header's sysfs writes (and the selftest's global settings), in the order applied. */
   sysfs: Record<string, string>;
+  /** Things the runner could not do as asked, e.g. a sysfs file the model does not have. */
+  notes?: string[];
   events: EventRecord[];
+  /** Every PMD range khugepaged or MADV_COLLAPSE tried, and why it did or did not collapse. */
+  khugepaged: {
+    pages_collapsed: number;
+    full_scans: number;
+    attempts: PmdAttempt[];
+    /** Attempts beyond MAX_ATTEMPTS, counted but not stored. */
+    dropped: number;
+  };
+  /** With RunOptions.trace: every tracepoint. */
+  trace?: TraceEvent[];
+  traceDropped?: number;
   reports: Report[];
+}
+
+export interface Progress {
+  /** Events done, with a fraction for a long event in progress. */
+  done: number;
+  total: number;
+  clockMs: number;
 }
 
 export interface RunOptions {
@@ -119,19 +224,33 @@ export interface RunOptions {
   createMachine?: (cfg: KernelConfig) => Machine;
   /** Run Machine.checkInvariants() after the header and after every event. */
   checkInvariants?: boolean;
+  /** Keep every tracepoint in RunResult.trace. */
+  trace?: boolean;
+  /** Called after each event and during long sleeps. */
+  onProgress?: (p: Progress) => void;
 }
 
 const OUTCOME_RANK: Record<AccessOutcome, number> = { hit: 0, fault: 1, oom: 2, sigsegv: 3 };
 
-interface VmaRef {
+export type VmaKind = 'anon' | 'file' | 'shmem';
+
+export interface VmaRef {
   start: number;
   length: number;
+  /** What backs it: smaps counts its PMD mappings as AnonHugePages, FilePmdMapped, ShmemPmdMapped. */
+  kind: VmaKind;
+  shared: boolean;
+  /** The file (or unnamed shmem object) and the byte offset of `start` in it. */
+  object?: string;
+  pgoff: number;
 }
 interface ProcRef {
   name: string;
   mm: Mm;
   vmas: Map<string, VmaRef>;
   exited: boolean;
+  /** Page contents as last written (page number -> token; NaN: unknown), for `check intact`. */
+  shadow: Map<number, number>;
 }
 
 /** A sysfs path relative to /sys/kernel/mm/transparent_hugepage/ (the prefix may be written). */
@@ -173,8 +292,37 @@ function eventLabel(e: TimelineEvent): string {
   return parts.join(' ');
 }
 
+/** The kB value of an smaps field (fields the model does not report read as 0). */
+function smapsKb(v: SmapsEntry, field: CheckField): number {
+  return (v as unknown as Record<string, number | undefined>)[field] ?? 0;
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** A running scenario: the result so far, the machine, and the named VMAs. */
+export interface RunSession {
+  result: RunResult;
+  machine: Machine;
+  /** The byte range of a named VMA of a live process (offset/length relative to it). */
+  range(
+    proc: string,
+    vma: string,
+    offset?: number,
+    length?: number,
+  ): { mm: Mm; addr: number; length: number };
+  /** Map a thpsim_pmd_result trace event to a PmdAttempt (null for other events). */
+  attemptOf(e: TraceEvent): PmdAttempt | null;
+}
+
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
+  return runScenarioSession(s, opts).result;
+}
+
+export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSession {
   const source = opts.source ?? s.name;
+  const at = (i: number) => s.sources?.[i] ?? `timeline[${i}]`;
   const config = runConfig(s);
   let machine: Machine;
   try {
@@ -190,11 +338,72 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     throw new ScenarioError(source, '', `cannot build the machine: ${errMessage(e)}`, { cause: e });
   }
   const geo = machine.kernel.geo;
+  const ps = geo.pageSize;
   const procs = new Map<string, ProcRef>();
+  const byMmId = new Map<number, ProcRef>();
   const order: ProcRef[] = [];
   const events: EventRecord[] = [];
   const reports: Report[] = [];
   const sysfs: Record<string, string> = {};
+  const notes: string[] = [];
+  const files = new Map<string, { tmpfs: boolean }>();
+  const stack: SysfsStack = [];
+  const variant = s.variant ?? {};
+  const selftest = s.contexts !== undefined;
+  const context = variant.context as ContextName | undefined;
+  /** Page contents are tracked only when something checks them. */
+  const tracking = selftest || s.timeline.some((e) => e.op === 'check' && e.intact);
+  let shmSeq = 0;
+  let fileSeq = 0;
+
+  // ---- tracepoints ----
+  let current: number | null = null;
+  const attempts: PmdAttempt[] = [];
+  let attemptsDropped = 0;
+  const trace: TraceEvent[] | undefined = opts.trace ? [] : undefined;
+  let traceDropped = 0;
+  /** The attempts of the event running now. */
+  let eventAttempts: PmdAttempt[] = [];
+  const attemptOf = (e: TraceEvent): PmdAttempt | null => {
+    if (e.name !== 'thpsim_pmd_result') return null;
+    const f = e.fields;
+    const p = byMmId.get(Number(f.mm));
+    const addr = Number(f.vpn) * ps;
+    let vma: string | undefined;
+    let offset: number | undefined;
+    if (p)
+      for (const [n, v] of p.vmas)
+        if (addr >= v.start && addr < v.start + v.length) {
+          vma = n;
+          offset = addr - v.start;
+          break;
+        }
+    return {
+      t: e.t,
+      by: f.khugepaged ? 'khugepaged' : 'madvise',
+      event: current,
+      proc: p?.name ?? `mm${String(f.mm)}`,
+      ...(vma !== undefined ? { vma, offset } : {}),
+      addr,
+      result: String(f.result),
+      none_or_zero: Number(f.none_or_zero),
+      swap: Number(f.swap),
+      shared: Number(f.shared),
+      referenced: Number(f.referenced),
+    };
+  };
+  machine.setTrace((e) => {
+    if (trace) {
+      if (trace.length < MAX_TRACE) trace.push({ t: e.t, name: e.name, fields: { ...e.fields } });
+      else traceDropped++;
+    }
+    const a = attemptOf(e);
+    if (a) {
+      eventAttempts.push(a);
+      if (attempts.length < MAX_ATTEMPTS) attempts.push(a);
+      else attemptsDropped++;
+    }
+  });
 
   const invariants = (field: string, what: string) => {
     if (!opts.checkInvariants) return;
@@ -207,21 +416,43 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     }
   };
 
+  const addProc = (name: string, mm: Mm): ProcRef => {
+    const ref: ProcRef = { name, mm, vmas: new Map(), exited: false, shadow: new Map() };
+    procs.set(name, ref);
+    byMmId.set(mm.id, ref);
+    order.push(ref);
+    return ref;
+  };
   for (const [i, p] of s.processes.entries()) {
     try {
-      const ref = { name: p.name, mm: machine.spawn(p.name), vmas: new Map(), exited: false };
-      procs.set(p.name, ref);
-      order.push(ref);
+      addProc(p.name, machine.spawn(p.name));
     } catch (e) {
       throw new ScenarioError(source, `processes[${i}]`, `spawn failed: ${errMessage(e)}`, {
         cause: e,
       });
     }
   }
+
+  const writeSysfs = (rel: string, value: string) => machine.sysfsWrite(rel, value);
+  if (selftest) {
+    for (const [rel, value] of selftestGlobalSettings(machine, notes)) {
+      try {
+        writeSysfs(rel, value);
+        sysfs[rel] = value;
+      } catch (e) {
+        throw new ScenarioError(
+          source,
+          'contexts',
+          `the selftest's global setup cannot write ${rel}=${JSON.stringify(value)}: ${errMessage(e)}`,
+          { cause: e },
+        );
+      }
+    }
+  }
   for (const [path, value] of Object.entries(s.sysfs ?? {})) {
     const rel = sysfsRelPath(path);
     try {
-      machine.sysfsWrite(rel, String(value));
+      writeSysfs(rel, String(value));
       sysfs[rel] = String(value);
     } catch (e) {
       throw new ScenarioError(
@@ -234,18 +465,23 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   }
   invariants('sysfs', 'the header');
 
+  const khugepagedCounters = () => {
+    const k = machine.khugepaged();
+    return { pages_collapsed: k.pages_collapsed, full_scans: k.full_scans };
+  };
+
   const snapshot = (label: string, event: number | null): Report => {
     const processes: ProcessReport[] = [];
     for (const p of order) {
       if (p.exited) continue;
       const vmas = machine.smaps(p.mm).map((v) => ({ ...v, byOrder: { ...v.byOrder } }));
-      const totals = {
+      const totals: ProcessReport['totals'] = {
         Size: 0,
         Rss: 0,
         Anonymous: 0,
         AnonHugePages: 0,
         Swap: 0,
-        byOrder: {} as Record<number, number>,
+        byOrder: {},
       };
       for (const v of vmas) {
         totals.Size += v.Size;
@@ -253,6 +489,10 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         totals.Anonymous += v.Anonymous;
         totals.AnonHugePages += v.AnonHugePages;
         totals.Swap += v.Swap;
+        for (const f of ['ShmemPmdMapped', 'FilePmdMapped'] as const) {
+          const kb = (v as unknown as Record<string, number | undefined>)[f];
+          if (kb !== undefined) totals[f] = (totals[f] ?? 0) + kb;
+        }
         for (const [o, kb] of Object.entries(v.byOrder)) {
           totals.byOrder[Number(o)] = (totals.byOrder[Number(o)] ?? 0) + kb;
         }
@@ -281,22 +521,23 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       meminfo: { ...machine.meminfo() },
       vmstat: { ...machine.vmstat() },
       orders,
+      khugepaged: khugepagedCounters(),
     };
   };
 
-  const procOf = (name: string, i: number): ProcRef => {
+  const procOf = (name: string, i: number, field = 'proc'): ProcRef => {
     const p = procs.get(name);
     // checkScenario() rules these out for validated scenarios.
     if (!p || p.exited)
-      throw new ScenarioError(source, `timeline[${i}].proc`, `no live process "${name}"`);
+      throw new ScenarioError(source, `${at(i)}.${field}`, `no live process "${name}"`);
     return p;
   };
-  const vmaOf = (p: ProcRef, name: string, i: number): VmaRef => {
+  const vmaOf = (p: ProcRef, name: string, i: number, field = 'vma'): VmaRef => {
     const v = p.vmas.get(name);
     if (!v)
       throw new ScenarioError(
         source,
-        `timeline[${i}].vma`,
+        `${at(i)}.${field}`,
         `no vma "${name}" in process "${p.name}"`,
       );
     return v;
@@ -304,6 +545,80 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const rangeOf = (v: VmaRef, e: { offset?: number; length?: number }) => {
     const offset = e.offset ?? 0;
     return { addr: v.start + offset, length: e.length ?? Math.max(0, v.length - offset) };
+  };
+
+  // ---- page contents (the selftest's validate_memory) ----
+  const vmaAt = (p: ProcRef, addr: number): VmaRef | undefined => {
+    for (const v of p.vmas.values()) if (addr >= v.start && addr < v.start + v.length) return v;
+    return undefined;
+  };
+  /** Record what the pages at these addresses now hold (after writes; first reads of a file). */
+  const observe = (p: ProcRef, addrs: Iterable<number>, write: boolean) => {
+    if (!tracking) return;
+    let last = -1;
+    for (const a of addrs) {
+      const page = Math.floor(a / ps);
+      if (page === last) continue;
+      last = page;
+      const v = vmaAt(p, page * ps);
+      if (!write && (!v || v.kind !== 'file' || p.shadow.has(page))) continue;
+      const val = machine.readPage(p.mm, page * ps);
+      if (val === null) continue;
+      p.shadow.set(page, val);
+      if (write && v?.shared && v.object !== undefined) {
+        // The other mappings of a shared object see the write too.
+        const off = page * ps - v.start + v.pgoff;
+        for (const q of order) {
+          if (q.exited) continue;
+          for (const w of q.vmas.values()) {
+            if (w === v || !w.shared || w.object !== v.object) continue;
+            const a2 = w.start + off - w.pgoff;
+            if (a2 >= w.start && a2 < w.start + w.length) q.shadow.set(a2 / ps, val);
+          }
+        }
+      }
+    }
+  };
+  /** Forget contents in a range: 0 for anonymous memory, unknown for a private file mapping. */
+  const forget = (p: ProcRef, addr: number, length: number, how: 'zero' | 'unknown') => {
+    if (!tracking) return;
+    const first = Math.floor(addr / ps);
+    const last = Math.ceil((addr + length) / ps);
+    for (let page = first; page < last; page++) {
+      const v = vmaAt(p, page * ps);
+      if (v?.shared) continue; // the page cache keeps shared contents
+      if (how === 'zero' && v?.kind === 'anon') p.shadow.delete(page);
+      else p.shadow.set(page, Number.NaN);
+    }
+  };
+  const intact = (p: ProcRef, addr: number, length: number, i: number): number => {
+    let compared = 0;
+    let bad = 0;
+    let firstBad = '';
+    for (let a = addr; a < addr + length; a += ps) {
+      const page = a / ps;
+      let expected = p.shadow.get(page);
+      const v = vmaAt(p, a);
+      if (expected === undefined) {
+        if (!v || v.kind === 'file') continue;
+        expected = 0;
+      }
+      if (Number.isNaN(expected)) continue;
+      const actual = machine.readPage(p.mm, a);
+      if (actual === null) continue;
+      compared++;
+      if (actual !== expected) {
+        if (bad++ === 0)
+          firstBad = `page ${(a - addr) / ps} (${hex(a)}) reads ${actual}, last written ${expected}`;
+      }
+    }
+    if (bad > 0)
+      throw new ScenarioError(
+        source,
+        `${at(i)}.intact`,
+        `check ${p.name}: ${bad} of ${plural(compared, 'page')} differ from what was written; first: ${firstBad}`,
+      );
+    return compared;
   };
 
   const madvise = (
@@ -322,25 +637,30 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   };
 
   const access = (
-    mm: Mm,
-    e: EventOf<'touch'> | EventOf<'write'>,
+    p: ProcRef,
+    e: { stride?: number; pattern?: Pattern },
+    write: boolean,
     addr: number,
     length: number,
     i: number,
   ): { outcome: AccessOutcome; accesses: number } => {
-    const write = e.op === 'write';
-    const unit = e.stride ?? geo.pageSize;
+    const mm = p.mm;
+    const unit = e.stride ?? ps;
     const units = Math.ceil(length / unit);
     const pattern: Pattern = e.pattern ?? 'all';
+    const seq = function* (n: number) {
+      for (let u = 0; u < n; u++) yield addr + u * unit;
+    };
     if (pattern === 'all') {
-      return { outcome: machine.touch(mm, addr, length, write, e.stride), accesses: units };
+      const outcome = machine.touch(mm, addr, length, write, e.stride);
+      observe(p, seq(units), write);
+      return { outcome, accesses: units };
     }
     if ('first' in pattern) {
       const n = Math.min(pattern.first, units);
-      return {
-        outcome: machine.touch(mm, addr, Math.min(n * unit, length), write, e.stride),
-        accesses: n,
-      };
+      const outcome = machine.touch(mm, addr, Math.min(n * unit, length), write, e.stride);
+      observe(p, seq(n), write);
+      return { outcome, accesses: n };
     }
     let pick: (u: number) => boolean;
     if ('every' in pattern) {
@@ -354,6 +674,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     for (let u = 0; u < units; u++) {
       if (!pick(u)) continue;
       const r = machine.access(mm, addr + u * unit, write);
+      observe(p, [addr + u * unit], write);
       accesses++;
       if (OUTCOME_RANK[r] > OUTCOME_RANK[outcome]) outcome = r;
       if (r === 'sigsegv' || r === 'oom') break;
@@ -361,28 +682,140 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     return { outcome, accesses };
   };
 
+  /** ops->fault of the selftest: MADV_POPULATE_READ for a regular file, writes otherwise. */
+  const fault = (p: ProcRef, v: VmaRef, addr: number, length: number, i: number) => {
+    const write = v.kind !== 'file';
+    return {
+      mode: write ? ('write' as const) : ('read' as const),
+      ...access(p, {}, write, addr, length, i),
+    };
+  };
+
+  const mapVma = (
+    p: ProcRef,
+    name: string,
+    a: {
+      size: number;
+      addr?: number;
+      align?: number;
+      prot?: EventOf<'mmap'>['prot'];
+      shared?: boolean;
+      file?: string;
+      offset?: number;
+    },
+  ): VmaRef => {
+    const start = machine.mmap(p.mm, {
+      lengthBytes: a.size,
+      addrBytes: a.addr,
+      alignBytes: a.align,
+      prot: a.prot,
+      shared: a.shared,
+      ...(a.file !== undefined ? { file: a.file } : {}),
+      ...(a.offset !== undefined ? { offsetBytes: a.offset } : {}),
+      name,
+    });
+    let kind: VmaKind = 'anon';
+    let object: string | undefined;
+    if (a.file !== undefined) {
+      kind = files.get(a.file)?.tmpfs ? 'shmem' : 'file';
+      object = `file:${a.file}`;
+    } else if (a.shared) {
+      kind = 'shmem';
+      object = `shm#${++shmSeq}`;
+    }
+    const ref: VmaRef = {
+      start,
+      length: a.size,
+      kind,
+      shared: a.shared ?? false,
+      ...(object !== undefined ? { object } : {}),
+      pgoff: a.offset ?? 0,
+    };
+    p.vmas.set(name, ref);
+    return ref;
+  };
+
+  /** The selftest's check_huge: the PMD-mapped kB of the VMA that starts at addr, in bytes. */
+  const hugeAt = (p: ProcRef, v: VmaRef, addr: number): number => {
+    const e = machine.smaps(p.mm).find((x) => x.start === addr);
+    return e ? smapsKb(e, hugeField(v.kind)) * 1024 : 0;
+  };
+
+  const attemptSummary = (list: PmdAttempt[]): string => {
+    if (list.length === 0) return 'no PMD range was tried';
+    const last = new Map<number, PmdAttempt>();
+    for (const a of list) last.set(a.addr, a);
+    return [...last.values()]
+      .slice(0, 4)
+      .map(
+        (a) =>
+          `${a.by} ${hex(a.addr)} ${a.result}${a.none_or_zero >= 0 ? ` (none_or_zero ${a.none_or_zero}, swap ${a.swap}, shared ${a.shared}, referenced ${a.referenced})` : ''}`,
+      )
+      .join('; ');
+  };
+
+  const collapseCall = (mm: Mm, addr: number, length: number, retry: boolean) => {
+    let r = machine.collapse(mm, addr, length);
+    let retried = false;
+    if (retry && r.errno === 'EAGAIN') {
+      r = machine.collapse(mm, addr, length);
+      retried = true;
+    }
+    const result = r.errno === 0 ? 'ok' : String(r.errno);
+    return { result, pmds: r.pmds.map((x) => ({ addr: x.addr, result: x.result })), retried };
+  };
+
+  const sleepMs = (ms: number, i: number) => {
+    if (!opts.onProgress || ms <= 0) {
+      machine.advance(ms);
+      return;
+    }
+    // In slices, so that a progress bar moves during a long sleep (the same run either way).
+    const slices = Math.min(100, ms);
+    let done = 0;
+    for (let k = 1; k <= slices; k++) {
+      const to = Math.floor((ms * k) / slices);
+      machine.advance(to - done);
+      done = to;
+      opts.onProgress({
+        done: i + k / slices,
+        total: s.timeline.length,
+        clockMs: machine.kernel.clockMs,
+      });
+    }
+  };
+
   const step = (e: TimelineEvent, i: number): EventRecord => {
     const rec: EventRecord = { index: i, op: e.op };
+    if (s.sources && s.sources[i] !== undefined && s.sources[i] !== `timeline[${i}]`)
+      rec.source = s.sources[i];
     switch (e.op) {
       case 'mmap': {
         const p = procOf(e.proc, i);
-        const start = machine.mmap(p.mm, {
-          lengthBytes: e.size,
-          addrBytes: e.addr,
-          alignBytes: e.align,
-          prot: e.prot,
-          shared: e.shared,
-          name: e.vma,
-        });
-        p.vmas.set(e.vma, { start, length: e.size });
-        return { ...rec, proc: e.proc, vma: e.vma, addr: start, length: e.size };
+        const v = mapVma(p, e.vma, e);
+        return {
+          ...rec,
+          proc: e.proc,
+          vma: e.vma,
+          addr: v.start,
+          length: e.size,
+          ...(e.file !== undefined ? { file: e.file } : {}),
+        };
       }
       case 'munmap': {
         const p = procOf(e.proc, i);
         const v = vmaOf(p, e.vma, i);
         const r = rangeOf(v, e);
         machine.munmap(p.mm, r.addr, r.length);
-        if (r.addr === v.start && r.length >= v.length) p.vmas.delete(e.vma);
+        forget(p, r.addr, r.length, 'zero');
+        const end = Math.min(v.start + v.length, r.addr + r.length);
+        if (r.addr <= v.start && end >= v.start + v.length) p.vmas.delete(e.vma);
+        else if (r.addr <= v.start) {
+          // The named range now starts after the hole.
+          v.length -= end - v.start;
+          v.pgoff += end - v.start;
+          v.start = end;
+        } else if (end >= v.start + v.length) v.length = r.addr - v.start;
         return { ...rec, proc: e.proc, vma: e.vma, ...r };
       }
       case 'mprotect': {
@@ -395,14 +828,52 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         const p = procOf(e.proc, i);
         const v = vmaOf(p, e.vma, i);
         const start = machine.mremap(p.mm, v.start, v.length, e.newSize, e.to);
-        p.vmas.set(e.vma, { start, length: e.newSize });
+        if (tracking) {
+          // The pages move with the mapping; what lies past a shrunk end is gone.
+          const moved = new Map<number, number>();
+          const first = v.start / ps;
+          const keep = Math.min(v.length, e.newSize) / ps;
+          for (const [page, val] of p.shadow) {
+            if (page >= first && page < first + v.length / ps) {
+              if (page - first < keep) moved.set(start / ps + (page - first), val);
+              p.shadow.delete(page);
+            }
+          }
+          for (const [page, val] of moved) p.shadow.set(page, val);
+        }
+        v.start = start;
+        v.length = e.newSize;
         return { ...rec, proc: e.proc, vma: e.vma, addr: start, length: e.newSize };
       }
       case 'touch':
       case 'write': {
         const p = procOf(e.proc, i);
         const r = rangeOf(vmaOf(p, e.vma, i), e);
-        return { ...rec, proc: e.proc, vma: e.vma, ...r, ...access(p.mm, e, r.addr, r.length, i) };
+        return {
+          ...rec,
+          proc: e.proc,
+          vma: e.vma,
+          ...r,
+          ...access(p, e, e.op === 'write', r.addr, r.length, i),
+        };
+      }
+      case 'populate': {
+        const p = procOf(e.proc, i);
+        const r = rangeOf(vmaOf(p, e.vma, i), e);
+        return {
+          ...rec,
+          proc: e.proc,
+          vma: e.vma,
+          ...r,
+          mode: e.mode,
+          ...access(p, {}, e.mode === 'write', r.addr, r.length, i),
+        };
+      }
+      case 'fault': {
+        const p = procOf(e.proc, i);
+        const v = vmaOf(p, e.vma, i);
+        const r = rangeOf(v, e);
+        return { ...rec, proc: e.proc, vma: e.vma, ...r, ...fault(p, v, r.addr, r.length, i) };
       }
       case 'madvise':
       case 'swapout': {
@@ -410,11 +881,13 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         const r = rangeOf(vmaOf(p, e.vma, i), e);
         const advice: Advice = e.op === 'madvise' ? e.advice : 'pageout';
         const result = madvise(p.mm, r.addr, r.length, advice);
+        if (result === 'ok' && advice === 'dontneed') forget(p, r.addr, r.length, 'zero');
+        if (result === 'ok' && advice === 'free') forget(p, r.addr, r.length, 'unknown');
         const expect = e.op === 'madvise' ? e.expect : undefined;
         if (expect !== undefined && expect !== result)
           throw new ScenarioError(
             source,
-            `timeline[${i}].expect`,
+            `${at(i)}.expect`,
             `madvise ${advice} on ${e.proc}/${e.vma} returned ${result}, expected ${expect}`,
           );
         return {
@@ -427,19 +900,40 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
           ...(expect !== undefined ? { expect } : {}),
         };
       }
+      case 'collapse': {
+        const p = procOf(e.proc, i);
+        const r = rangeOf(vmaOf(p, e.vma, i), e);
+        const c = collapseCall(p.mm, r.addr, r.length, e.retry_eagain ?? false);
+        if (e.expect !== undefined && e.expect !== c.result)
+          throw new ScenarioError(
+            source,
+            `${at(i)}.expect`,
+            `MADV_COLLAPSE on ${e.proc}/${e.vma} returned ${c.result}, expected ${e.expect}: ${attemptSummary(eventAttempts)}`,
+          );
+        return {
+          ...rec,
+          proc: e.proc,
+          vma: e.vma,
+          ...r,
+          result: c.result,
+          pmds: c.pmds,
+          ...(c.retried ? { retried: true } : {}),
+          ...(e.expect !== undefined ? { expect: e.expect } : {}),
+        };
+      }
       case 'fork': {
         const p = procOf(e.proc, i);
         const mm = machine.fork(p.mm, e.child);
-        const ref: ProcRef = { name: e.child, mm, vmas: new Map(), exited: false };
+        const ref = addProc(e.child, mm);
         for (const [k, v] of p.vmas) ref.vmas.set(k, { ...v });
-        procs.set(e.child, ref);
-        order.push(ref);
+        if (tracking) for (const [k, v] of p.shadow) ref.shadow.set(k, v);
         return { ...rec, proc: e.proc, child: e.child };
       }
       case 'exit': {
         const p = procOf(e.proc, i);
         machine.exit(p.mm);
         p.exited = true;
+        p.shadow.clear();
         return { ...rec, proc: e.proc };
       }
       case 'prctl': {
@@ -448,25 +942,238 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         return { ...rec, proc: e.proc, result: e.thp_disable };
       }
       case 'sleep':
-        machine.advance(e.ms);
-        return { ...rec, ms: e.ms };
+        sleepMs(e.ms, i);
+        return { ...rec, ms: e.ms, ...khugepagedCounters() };
       case 'shrink':
         return { ...rec, split: machine.shrink() };
       case 'sysfs': {
         const value = String(e.value);
         const path = sysfsRelPath(e.path);
-        machine.sysfsWrite(path, value);
+        writeSysfs(path, value);
         return { ...rec, path, result: value };
       }
+      case 'sysfs_push': {
+        const values = Object.fromEntries(
+          Object.entries(e.values).map(([k, v]) => [sysfsRelPath(k), String(v)]),
+        );
+        sysfsPush(machine, stack, Object.entries(values));
+        return { ...rec, values };
+      }
+      case 'sysfs_pop': {
+        if (stack.length === 0)
+          throw new ScenarioError(source, at(i), 'sysfs_pop without a matching sysfs_push');
+        sysfsPop(machine, stack);
+        return rec;
+      }
       case 'report': {
-        const label = e.label ?? `timeline[${i}]`;
+        const label = e.label ?? at(i);
         reports.push(snapshot(label, i));
         return { ...rec, label, report: reports.length - 1 };
       }
+      case 'create_file': {
+        machine.createFile(e.name, e.size, { tmpfs: e.tmpfs ?? false });
+        files.set(e.name, { tmpfs: e.tmpfs ?? false });
+        return { ...rec, file: e.name, length: e.size };
+      }
+      case 'drop_caches':
+        machine.dropCaches();
+        return rec;
+      case 'setup_area': {
+        const p = procOf(e.proc, i);
+        const mem: MemType = e.mem ?? (variant.mem as MemType | undefined) ?? 'anon';
+        const size = e.pmds * geo.pmdSize;
+        const addr = e.addr ?? BASE_ADDR;
+        let file: string | undefined;
+        let v: VmaRef;
+        if (mem === 'anon') v = mapVma(p, e.vma, { size, addr });
+        else {
+          // file_setup_area / shmem_setup_area: a fresh file of the area's size.
+          file = `${e.vma}.${mem === 'shmem' ? 'memfd' : 'file'}.${++fileSeq}`;
+          machine.createFile(file, size, { tmpfs: mem === 'shmem' });
+          files.set(file, { tmpfs: mem === 'shmem' });
+          if (mem === 'file') {
+            v = mapVma(p, e.vma, { size, addr, prot: 'rx', file });
+            machine.dropCaches();
+          } else v = mapVma(p, e.vma, { size, addr, prot: 'rw', shared: true, file });
+        }
+        return {
+          ...rec,
+          proc: e.proc,
+          vma: e.vma,
+          addr: v.start,
+          length: size,
+          mem,
+          ...(file !== undefined ? { file } : {}),
+        };
+      }
+      case 'wait_khugepaged': {
+        const u = e.until_collapsed;
+        let done: (() => boolean) | undefined;
+        let awaited = 0;
+        if (u) {
+          const p = procOf(u.proc, i, 'until_collapsed.proc');
+          const v = vmaOf(p, u.vma, i, 'until_collapsed.vma');
+          const want = u.pmds === undefined ? Math.floor(v.length / geo.pmdSize) : u.pmds;
+          awaited = want * geo.pmdSize;
+          done = () => hugeAt(p, v, v.start) === awaited;
+        }
+        const scans = e.scans ?? 2;
+        const maxMs = e.max_ms ?? khugepagedWaitMs(awaited);
+        const before = machine.khugepaged().full_scans;
+        const ms = machine.waitKhugepaged(scans, maxMs, done);
+        const k = khugepagedCounters();
+        const timedOut = !(done?.() ?? false) && k.full_scans < before + scans;
+        if (timedOut && e.on_timeout === 'fail')
+          throw new ScenarioError(
+            source,
+            `${at(i)}.on_timeout`,
+            `khugepaged did not complete ${plural(scans, 'full scan')} in ${ms} ms (full_scans ${before} -> ${k.full_scans})${u ? ' and the range did not collapse' : ''}`,
+          );
+        return { ...rec, ms, ...k, timedOut };
+      }
+      case 'check': {
+        const p = procOf(e.proc, i);
+        const v = vmaOf(p, e.vma, i);
+        const r = rangeOf(v, e);
+        const entries = machine
+          .smaps(p.mm)
+          .filter((x) => x.end > r.addr && x.start < r.addr + r.length);
+        const straddle = entries.find((x) => x.start < r.addr || x.end > r.addr + r.length);
+        const checked: Record<string, { expected: number; actual: number }> = {};
+        const want: Array<[CheckField, number, string]> = [];
+        for (const f of CHECK_FIELDS) if (e[f] !== undefined) want.push([f, e[f], f]);
+        if (e.huge !== undefined) want.push([hugeField(v.kind), e.huge * geo.pmdSize, 'huge']);
+        if (want.length > 0 && straddle)
+          throw new ScenarioError(
+            source,
+            at(i),
+            `check ${e.proc}/${e.vma}: smaps counts whole VMAs, and the VMA ${hex(straddle.start)}-${hex(straddle.end)} reaches outside ${hex(r.addr)}-${hex(r.addr + r.length)}; check a range that covers it`,
+          );
+        for (const [f, bytes, key] of want) {
+          const actual = entries.reduce((sum, x) => sum + smapsKb(x, f), 0);
+          const expected = bytes / 1024;
+          checked[f] = { expected, actual };
+          if (actual !== expected) {
+            const pmd = geo.pmdSize / 1024;
+            const inPmds = (kb: number) =>
+              kb % pmd === 0 && kb > 0 ? ` (${plural(kb / pmd, 'PMD')})` : '';
+            throw new ScenarioError(
+              source,
+              `${at(i)}.${key}`,
+              `check ${e.proc}/${e.vma}${e.label ? ` "${e.label}"` : ''}: ${f} is ${actual} kB${inPmds(actual)}, expected ${expected} kB${inPmds(expected)}${f === hugeField(v.kind) && actual < expected ? `; ${attemptSummary(attempts.filter((a) => a.proc === p.name && a.addr >= r.addr && a.addr < r.addr + r.length))}` : ''}`,
+            );
+          }
+        }
+        const out: EventRecord = { ...rec, proc: e.proc, vma: e.vma, ...r, checked };
+        if (e.intact) out.intactPages = intact(p, r.addr, r.length, i);
+        return out;
+      }
+      case 'collapse_ctx':
+        return collapseCtx(e, i, rec);
     }
   };
 
+  /** khugepaged.c's c->collapse(): the khugepaged or the madvise context. */
+  const collapseCtx = (e: EventOf<'collapse_ctx'>, i: number, rec: EventRecord): EventRecord => {
+    if (!context)
+      throw new ScenarioError(
+        source,
+        at(i),
+        'collapse_ctx needs a selftest context: declare contexts: [khugepaged, madvise] in the header',
+      );
+    const p = procOf(e.proc, i);
+    const v = vmaOf(p, e.vma, i);
+    const offset = e.offset ?? 0;
+    const addr = v.start + offset;
+    const nr = e.pmds ?? Math.floor((v.length - offset) / geo.pmdSize);
+    const length = nr * geo.pmdSize;
+    const expected: CollapseExpect = typeof e.expect === 'string' ? e.expect : e.expect[context];
+    const want = expected === 'collapsed';
+    const field = hugeField(v.kind);
+    const what = `collapse_ctx ${e.proc}/${e.vma}${e.label ? ` "${e.label}"` : ''} (${context} context, ${v.kind})`;
+    const failed = (detail: string): never => {
+      throw new ScenarioError(source, `${at(i)}.expect`, `${what}: ${detail}`);
+    };
+    const out: EventRecord = {
+      ...rec,
+      proc: e.proc,
+      vma: e.vma,
+      addr,
+      length,
+      context,
+      expected,
+    };
+    // Sanity check: the range must not be PMD-mapped already.
+    if (e.precheck !== false && hugeAt(p, v, addr) !== 0)
+      failed(`unexpected huge page before the collapse (${field} ${hugeAt(p, v, addr) / 1024} kB)`);
+    const observed = (bytes: number): CollapseExpect | 'partial' =>
+      bytes === length ? 'collapsed' : bytes === 0 ? 'not_collapsed' : 'partial';
+    const got = (bytes: number) =>
+      `${field} ${bytes / 1024} kB, expected ${want ? length / 1024 : 0} kB`;
+
+    if (context === 'khugepaged') {
+      machine.madvise(p.mm, addr, length, 'hugepage');
+      const before = machine.khugepaged().full_scans;
+      const ms = machine.waitKhugepaged(
+        2,
+        khugepagedWaitMs(length),
+        () => hugeAt(p, v, addr) === length,
+      );
+      const k = khugepagedCounters();
+      Object.assign(out, { ms, ...k });
+      const timedOut = hugeAt(p, v, addr) !== length && k.full_scans < before + 2;
+      if (timedOut) {
+        out.observed = 'timeout';
+        out.timedOut = true;
+        if (want)
+          failed(
+            `timed out after ${ms} ms (full_scans ${before} -> ${k.full_scans}) waiting for the collapse; ${attemptSummary(eventAttempts)}`,
+          );
+        return out;
+      }
+      // File and shmem: khugepaged leaves the THP in the page cache; the next fault maps it.
+      if (v.kind !== 'anon') out.refault = fault(p, v, addr, length, i).mode;
+      const bytes = hugeAt(p, v, addr);
+      out.observed = observed(bytes);
+      if (bytes !== (want ? length : 0))
+        failed(
+          `expected ${expected}, got ${out.observed}: ${got(bytes)}; ${attemptSummary(eventAttempts)}`,
+        );
+      return out;
+    }
+
+    // madvise context: keep khugepaged out (and show that MADV_COLLAPSE ignores `enabled`).
+    sysfsPush(machine, stack, madviseContextSettings(machine));
+    try {
+      machine.madvise(p.mm, addr, length, 'hugepage');
+      const c = collapseCall(p.mm, addr, length, true);
+      Object.assign(out, {
+        result: c.result,
+        pmds: c.pmds,
+        ...(c.retried ? { retried: true } : {}),
+      });
+      const bytes = hugeAt(p, v, addr);
+      out.observed = observed(bytes);
+      if ((c.result === 'ok') !== want)
+        failed(
+          `MADV_COLLAPSE returned ${c.result}, expected ${want ? 'success' : 'an error'}; ${attemptSummary(eventAttempts)}`,
+        );
+      if (bytes !== (want ? length : 0))
+        failed(
+          `MADV_COLLAPSE returned ${c.result} but ${got(bytes)}; ${attemptSummary(eventAttempts)}`,
+        );
+    } finally {
+      sysfsPop(machine, stack);
+    }
+    return out;
+  };
+
+  const progress = (done: number) =>
+    opts.onProgress?.({ done, total: s.timeline.length, clockMs: machine.kernel.clockMs });
+
   for (const [i, e] of s.timeline.entries()) {
+    current = i;
+    eventAttempts = [];
     try {
       events.push(step(e, i));
     } catch (err) {
@@ -476,10 +1183,12 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         err instanceof Errno
           ? `${what} failed: ${errMessage(err)}`
           : `${what}: model error: ${errMessage(err)}`;
-      throw new ScenarioError(source, `timeline[${i}]`, detail, { cause: err });
+      throw new ScenarioError(source, at(i), detail, { cause: err });
     }
-    invariants(`timeline[${i}]`, eventLabel(e));
+    invariants(at(i), eventLabel(e));
+    progress(i + 1);
   }
+  current = null;
   if (!s.timeline.some((e) => e.op === 'report')) {
     try {
       reports.push(snapshot('final', null));
@@ -490,7 +1199,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     }
   }
 
-  return {
+  const result: RunResult = {
     format: 'thpsim-run',
     version: 1,
     scenario: {
@@ -498,9 +1207,42 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       ...(s.description !== undefined ? { description: s.description } : {}),
     },
     config,
+    ...(Object.keys(variant).length ? { variant: { ...variant } } : {}),
     sysfs,
+    ...(notes.length ? { notes } : {}),
     events,
+    khugepaged: { ...khugepagedCounters(), attempts, dropped: attemptsDropped },
+    ...(trace ? { trace, ...(traceDropped ? { traceDropped } : {}) } : {}),
     reports,
+  };
+
+  return {
+    result,
+    machine,
+    range(proc, vma, offset, length) {
+      const p = procs.get(proc);
+      if (!p || p.exited)
+        throw new ScenarioError(
+          source,
+          '',
+          `no live process "${proc}" at the end of the run (live: ${
+            order
+              .filter((x) => !x.exited)
+              .map((x) => x.name)
+              .join(', ') || 'none'
+          })`,
+        );
+      const v = p.vmas.get(vma);
+      if (!v)
+        throw new ScenarioError(
+          source,
+          '',
+          `process "${proc}" has no vma "${vma}" at the end of the run (known: ${[...p.vmas.keys()].join(', ') || 'none'})`,
+        );
+      const r = rangeOf(v, { offset, length });
+      return { mm: p.mm, ...r };
+    },
+    attemptOf,
   };
 }
 

@@ -1,7 +1,11 @@
 // The facade the scenario runner, the CLI and tests use: byte addresses in, kernel step functions
 // run to completion underneath. It holds no kernel logic of its own.
 
-import { khugepagedRunUntil, khugepagedSettingsChanged, khugepagedSleepChanged } from '../khugepaged/daemon.ts';
+import {
+  khugepagedRunUntil,
+  khugepagedSettingsChanged,
+  khugepagedSleepChanged,
+} from '../khugepaged/daemon.ts';
 import { doMadviseCollapse } from '../khugepaged/madvise-collapse.ts';
 import { smapsCounts } from '../mm/accounting.ts';
 import { userAccess } from '../mm/fault.ts';
@@ -19,6 +23,8 @@ import { MTHP_SERIES_STATS, MTHP_STAT_NAMES } from '../mm/stats.ts';
 import type { Step } from '../mm/step.ts';
 import type { TraceSink } from '../mm/trace.ts';
 import { sysfsRead, sysfsWrite, SysfsError } from '../mm/sysfs.ts';
+import { E_PRESENT, E_SWAP, E_TYPE_MASK } from '../mm/pgtable.ts';
+import { walkRange } from '../mm/walk.ts';
 import { VM_EXEC, VM_FLAG_NAMES, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE } from '../mm/vma.ts';
 import type { Mm, ThpDisable } from '../mm/vma.ts';
 
@@ -54,6 +60,10 @@ export interface SmapsEntry {
   Rss: number;
   Anonymous: number;
   AnonHugePages: number;
+  /** PMD-mapped shmem THPs. */
+  ShmemPmdMapped: number;
+  /** PMD-mapped THPs of regular files (CONFIG_READ_ONLY_THP_FOR_FS). */
+  FilePmdMapped: number;
   Swap: number;
   /** Pages mapped by folios of each order, in kB, keyed by order (a thpmaps-like breakdown). */
   byOrder: Record<number, number>;
@@ -161,7 +171,14 @@ export class Machine {
       if (!file) throw new Errno('ENOENT', `no file named '${a.file}'`);
     } else if (a.shared) {
       // MAP_SHARED|MAP_ANONYMOUS is backed by an unnamed shmem file.
-      file = this.run(wrap(() => createFile(this.kernel, `anon-shmem-${++this.anonShmem}`, pages, { tmpfs: true })));
+      file = this.run(
+        wrap(() =>
+          createFile(this.kernel, `anon-shmem-${++this.anonShmem}`, pages, {
+            tmpfs: true,
+            anon: true,
+          }),
+        ),
+      );
     }
     const pgoff = a.offsetBytes === undefined ? undefined : this.pages(a.offsetBytes, 0)[0];
     const start = this.run(
@@ -170,7 +187,7 @@ export class Machine {
         fixed,
         alignPages,
         flags: vmFlags(a.prot ?? 'rw') | (a.shared ? VM_SHARED : 0),
-        name: a.name ?? (a.file ?? 'anon'),
+        name: a.name ?? a.file ?? 'anon',
         file,
         pgoff,
       }),
@@ -222,6 +239,37 @@ export class Machine {
     return worst;
   }
 
+  /**
+   * The content token a user read of this address would see, read from the page tables without
+   * a fault: the mapped page's data, a swap slot's (or its swap-cache folio's), or 0 for a none
+   * entry of anonymous memory. null where that needs a fault: an unmapped address, a none entry
+   * of a file or shmem mapping (the page cache decides), a migration or marker entry.
+   */
+  readPage(mm: Mm, addr: number): number | null {
+    const k = this.kernel;
+    const vpn = Math.floor(addr / this.pageSize);
+    const vma = mm.findVma(vpn);
+    if (!vma) return null;
+    let out: number | null = vma.file !== 0 ? null : 0;
+    walkRange(k, mm, vpn, vpn + 1, {
+      pmd: (base, _t, _i, _bits, head) => {
+        out = k.folios.data[head + (vpn - base)];
+      },
+      pte: (_vpn, _t, _i, bits, val) => {
+        const type = bits & E_TYPE_MASK;
+        if (type === E_PRESENT) out = k.folios.data[val];
+        else if (type === E_SWAP) {
+          const cached = k.swap.cache[val];
+          out =
+            cached === -1
+              ? k.swap.data[val]
+              : k.folios.data[cached + (val - k.folios.swapSlot[cached])];
+        } else out = null;
+      },
+    });
+    return out;
+  }
+
   fork(parent: Mm, childName: string): Mm {
     return this.run(doFork(this.kernel, parent, childName));
   }
@@ -259,10 +307,17 @@ export class Machine {
   }
 
   /** MADV_COLLAPSE on [addr, addr+len) with the result of every PMD range tried. */
-  collapse(mm: Mm, addr: number, len: number): { errno: 0 | string; pmds: Array<{ addr: number; result: string }> } {
+  collapse(
+    mm: Mm,
+    addr: number,
+    len: number,
+  ): { errno: 0 | string; pmds: Array<{ addr: number; result: string }> } {
     const [s, e] = this.pages(addr, len);
     const r = this.run(doMadviseCollapse(this.kernel, mm, s, e));
-    return { errno: r.errno, pmds: r.pmds.map((p) => ({ addr: p.vpn * this.pageSize, result: p.result })) };
+    return {
+      errno: r.errno,
+      pmds: r.pmds.map((p) => ({ addr: p.vpn * this.pageSize, result: p.result })),
+    };
   }
 
   /** Record tracepoints from now on (or stop, with null). */
@@ -326,6 +381,8 @@ export class Machine {
         Rss: c.rss * kb,
         Anonymous: c.anonymous * kb,
         AnonHugePages: c.anonHugePages * kb,
+        ShmemPmdMapped: c.shmemPmdMapped * kb,
+        FilePmdMapped: c.filePmdMapped * kb,
         Swap: c.swap * kb,
         byOrder,
       };

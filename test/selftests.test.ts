@@ -1,0 +1,73 @@
+// The kernel's THP collapse selftests (khugepaged.c, cow.c, prctl_thp_disable.c) as scenario
+// files under test/kernel-selftests/, run for every context, memory type and matrix value they
+// declare, on all four page-table geometries. The limits scale with HPAGE_PMD_NR, so the same
+// files check the boundaries at NR = 512, 2048 and 8192. A table of the results is printed.
+
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Table from 'cli-table3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GEOMETRY_NAMES, type GeometryName } from '../src/mm/geometry.ts';
+import { loadSpec } from '../src/scenario/load.ts';
+import { variantsOf } from '../src/scenario/resolve.ts';
+import type { ScenarioSpec } from '../src/scenario/schema.ts';
+import { type CaseResult, runCase } from '../src/scenario/selftest-run.ts';
+
+const DIR = join(import.meta.dirname, 'kernel-selftests');
+const FILES = readdirSync(DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+const GEOMETRIES: GeometryName[] = ['x86-64-4k', 'arm64-4k', 'arm64-16k', 'arm64-64k'];
+
+const specs = new Map<string, ScenarioSpec>(
+  FILES.map((f) => [f, loadSpec(join('test', 'kernel-selftests', f))]),
+);
+const results: CaseResult[] = [];
+
+afterAll(() => {
+  const t = new Table({
+    head: ['case', 'context', 'mem', 'variant', 'geometry', 'result', 'ms'],
+    style: { head: [], border: [], compact: true },
+  });
+  for (const r of results) {
+    const { context, mem, ...rest } = r.variant;
+    const extra = Object.entries(rest)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    const status =
+      r.status === 'pass'
+        ? 'pass'
+        : `${r.status.toUpperCase()}: ${(r.reason ?? '').replace(/^test\/kernel-selftests\//, '')}`;
+    t.push([
+      r.name,
+      context ?? '-',
+      mem ?? '-',
+      extra || '-',
+      r.geometry,
+      status.slice(0, 160),
+      Math.round(r.ms),
+    ]);
+  }
+  const by = (g: string, s: string) =>
+    results.filter((r) => r.geometry === g && r.status === s).length;
+  const summary = GEOMETRY_NAMES.map(
+    (g) => `${g}: ${by(g, 'pass')} pass, ${by(g, 'fail')} fail, ${by(g, 'skip')} skip`,
+  ).join('\n');
+  console.log(`kernel selftests\n${t.toString()}\n${summary}`);
+});
+
+describe.each(GEOMETRIES)('kernel selftests on %s', (geometry) => {
+  it.each(FILES)('%s', (file) => {
+    const spec = specs.get(file)!;
+    const failures: string[] = [];
+    for (const variant of variantsOf(spec)) {
+      const r = runCase(spec, join('test', 'kernel-selftests', file), geometry, variant, {
+        now: () => performance.now(),
+      });
+      results.push(r);
+      if (r.status === 'skip') console.log(`skip ${file} on ${geometry}: ${r.reason}`);
+      if (r.status === 'fail') failures.push(`${JSON.stringify(r.variant)}: ${r.reason}`);
+    }
+    expect(failures).toEqual([]);
+  });
+});
