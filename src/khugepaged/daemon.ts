@@ -141,12 +141,13 @@ export function khugepagedRunUntil(k: Kernel, untilMs: number, onPass?: () => vo
   k.clockMs = Math.max(k.clockMs, untilMs);
 }
 
-/** A write to scan_sleep_millisecs or alloc_sleep_millisecs restarts the sleep with the new value. */
+/**
+ * A write to scan_sleep_millisecs or alloc_sleep_millisecs expires the current sleep and wakes
+ * the thread (the store functions zero khugepaged_sleep_expire): it scans again right away.
+ */
 export function khugepagedSleepChanged(k: Kernel): void {
   const kh = k.khugepaged;
-  if (kh.wakeAt === Infinity) return;
-  const s = k.settings.khugepaged;
-  kh.wakeAt = k.clockMs + (kh.pass ? s.allocSleepMillisecs : s.scanSleepMillisecs);
+  if (kh.wakeAt !== Infinity) kh.wakeAt = k.clockMs;
 }
 
 /** After sysfs enables THP, a waiting thread finds work again (start_stop_khugepaged). */

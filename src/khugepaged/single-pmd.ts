@@ -74,7 +74,7 @@ export function* collapseSinglePmd(
       scan.noneOrZero,
       scan.unmapped,
       scan.shared,
-      scan.referenced,
+      cc.isKhugepaged ? scan.referenced : -1,
     );
     return { result: scan.result, lockDropped: false, progress };
   }
@@ -87,7 +87,17 @@ export function* collapseSinglePmd(
     scan.unmapped,
     cc,
   );
-  record(k, mm, vpn, result, cc, scan.noneOrZero, scan.unmapped, scan.shared, scan.referenced);
+  record(
+    k,
+    mm,
+    vpn,
+    result,
+    cc,
+    scan.noneOrZero,
+    scan.unmapped,
+    scan.shared,
+    cc.isKhugepaged ? scan.referenced : -1,
+  );
   return { result, lockDropped: true, progress };
 }
 
