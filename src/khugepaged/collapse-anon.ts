@@ -2,24 +2,22 @@
 // write locks, detach the PTE table with pmdp_collapse_flush, isolate, copy, install the huge PMD
 // with the old table deposited. Entered and left with the mmap lock dropped.
 
-import { doSwapPage } from '../mm/fault.ts';
-import { PG_ANON_EXCLUSIVE, PG_LOCKED, PG_LRU } from '../mm/folio.ts';
+import { allocFolioGfp } from '../mm/compaction.ts';
+import { doSwapPage, mapAnonFolioPmd } from '../mm/fault.ts';
+import { PG_LOCKED, PG_LRU } from '../mm/folio.ts';
+import { collapseGfpMask } from '../mm/gfp.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
 import { mmapWriteUnlock } from '../mm/mmap.ts';
-import { vmaPteProt } from '../mm/mprotect.ts';
 import {
-  B_DIRTY,
   B_UFFD_WP,
-  B_YOUNG,
   E_PRESENT,
   E_SWAP,
   E_TABLE,
   E_TYPE_MASK,
-  T_DEPOSITED,
   T_DETACHED,
   T_LINKED,
 } from '../mm/pgtable.ts';
-import { folioAddNewAnon, rmapAddPmd, rmapRemovePtes } from '../mm/rmap.ts';
+import { rmapRemovePtes } from '../mm/rmap.ts';
 import {
   L_ANON_VMA_WRITE,
   L_MMAP_READ,
@@ -39,9 +37,13 @@ import { hugepageVmaRevalidate } from './revalidate.ts';
 import { cleanLazyfree, pteNoneOrZero, pteReferenced, refcountSuitable } from './scan-pmd.ts';
 import type { ScanResult } from './scan-result.ts';
 
-/** alloc_charge_folio: the huge folio, allocated before any lock is taken. */
-function allocChargeFolio(k: Kernel, order: number): number {
-  const folio = k.allocFolio(order);
+/**
+ * alloc_charge_folio: the huge folio, allocated before any lock is taken; khugepaged compacts
+ * only with khugepaged/defrag set, MADV_COLLAPSE always.
+ */
+function* allocChargeFolio(k: Kernel, order: number, cc: CollapseControl): Step<number> {
+  const gfp = collapseGfpMask(k, cc.isKhugepaged);
+  const folio = (yield allocFolioGfp(k, order, gfp)) as number;
   const stats = k.profile.mthpCollapseStats;
   if (folio === NO_PFN) {
     if (order === k.geo.pmdOrder) k.stats.event('thp_collapse_alloc_failed');
@@ -223,7 +225,7 @@ export function* collapseHugePage(
   cc: CollapseControl,
 ): Step<ScanResult> {
   const order = k.geo.pmdOrder;
-  const folio = allocChargeFolio(k, order);
+  const folio = (yield allocChargeFolio(k, order, cc)) as number;
   if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL');
   let result: ScanResult;
   let isolatedCount = 0;
@@ -287,7 +289,7 @@ export function* collapseHugePage(
       yield unlock(L_ANON_VMA_WRITE, root);
       copyAndRelease(k, vma, pteT, folio, iso.folios);
       yield lock(L_PMD_LOCK, pmdT);
-      installHugePmd(k, vma, vpn, folio, pmdT, pmdI, pteT);
+      mapAnonFolioPmd(k, vma, vpn, folio, pmdT, pmdI, pteT);
       yield unlock(L_PMD_LOCK, pmdT);
       result = 'SCAN_SUCCEED';
     }
@@ -295,28 +297,6 @@ export function* collapseHugePage(
   yield* mmapWriteUnlock(mm);
   if (result !== 'SCAN_SUCCEED') k.folioPut(folio);
   return traced(k, mm, isolatedCount, result);
-}
-
-/** Map the new folio with a huge PMD and deposit the emptied table for a later split. */
-function installHugePmd(
-  k: Kernel,
-  vma: Vma,
-  vpn: number,
-  folio: number,
-  pmdT: number,
-  pmdI: number,
-  pteT: number,
-): void {
-  const f = k.folios;
-  const nr = k.geo.ptrsPerPte;
-  folioAddNewAnon(k, folio, vma, vpn);
-  for (let i = 0; i < nr; i++) f.flags[folio + i] |= PG_ANON_EXCLUSIVE;
-  rmapAddPmd(k, folio, vma);
-  k.pt.syncDeposit();
-  k.pt.deposit[pmdT * k.pt.pmd.entriesPerTable + pmdI] = pteT;
-  k.pt.pte.state[pteT] = T_DEPOSITED;
-  k.pt.pmd.set(pmdT, pmdI, folio, E_PRESENT | B_YOUNG | B_DIRTY | vmaPteProt(vma.flags));
-  k.deferredSplitAdd(folio, false);
 }
 
 /** The mTHP series added an order field to the collapse tracepoints. */

@@ -4,9 +4,11 @@
 
 import { khugepagedEnterVma } from '../khugepaged/enter.ts';
 import { anonVmaPrepare } from './anon-vma.ts';
+import { allocFolioGfp, allocPagesDirectCompact } from './compaction.ts';
 import { doFileFault } from './fault-file.ts';
 import { PG_ANON, PG_ANON_EXCLUSIVE, PG_SWAPCACHE, PG_ZERO } from './folio.ts';
 import { highestOrder } from './geometry.ts';
+import { GFP_TRANSHUGE, __GFP_MOVABLE, gfpDirectReclaim, vmaThpGfpMask } from './gfp.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
 import { entryLoc, levelIndex, pmdAlloc, pteAlloc } from './pagewalk.ts';
 import {
@@ -26,6 +28,7 @@ import {
   PMD,
   T_DEPOSITED,
 } from './pgtable.ts';
+import { vmaPteProt } from './mprotect.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapAddPtes, rmapRemovePtes } from './rmap.ts';
 import { splitHugePmd } from './split.ts';
 import {
@@ -175,13 +178,19 @@ export function* handleMmFault(
   return (yield handlePteFault(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
 }
 
-/** get_huge_zero_folio: allocated once, on first use. */
-function hugeZeroFolio(k: Kernel): number {
+/** get_huge_zero_folio: allocated once, on first use, not movable, with direct compaction. */
+function* getHugeZeroFolio(k: Kernel): Step<number> {
   if (k.hugeZeroPfn !== NO_PFN) return k.hugeZeroPfn;
-  const pfn = k.allocFolio(k.geo.pmdOrder);
+  const gfp = GFP_TRANSHUGE & ~__GFP_MOVABLE;
+  const pfn = (yield allocFolioGfp(k, k.geo.pmdOrder, gfp)) as number;
   if (pfn === NO_PFN) {
     k.stats.event('thp_zero_page_alloc_failed');
     return NO_PFN;
+  }
+  if (k.hugeZeroPfn !== NO_PFN) {
+    // Someone else installed one while this thread compacted: theirs wins (the cmpxchg).
+    k.folioPut(pfn);
+    return k.hugeZeroPfn;
   }
   k.folios.set(pfn, PG_ZERO);
   k.stats.event('thp_zero_page_alloc');
@@ -208,7 +217,7 @@ function* doHugePmdAnonymousPage(
   if (vma.flags & VM_UFFD_MISSING) return VM_FAULT_FALLBACK;
   const pmd = k.pt.pmd;
   if (!write && k.settings.useZeroPage) {
-    const zero = hugeZeroFolio(k);
+    const zero = k.hugeZeroPfn !== NO_PFN ? k.hugeZeroPfn : ((yield getHugeZeroFolio(k)) as number);
     if (zero === NO_PFN) {
       k.stats.event('thp_fault_fallback');
       return VM_FAULT_FALLBACK;
@@ -224,7 +233,8 @@ function* doHugePmdAnonymousPage(
     if (!installed) k.pt.pte.free(pgtable);
     return 0;
   }
-  const folio = k.allocFolio(pmdOrder);
+  // vma_alloc_anon_folio_pmd
+  const folio = (yield allocFolioGfp(k, pmdOrder, vmaThpGfpMask(k, vma))) as number;
   if (folio === NO_PFN) {
     k.stats.event('thp_fault_fallback');
     k.stats.mthpStat(pmdOrder, 'anon_fault_fallback');
@@ -252,8 +262,12 @@ export function depositTable(k: Kernel, pmdT: number, pmdI: number, pgtable: num
   k.pt.pte.state[pgtable] = T_DEPOSITED;
 }
 
-/** map_anon_folio_pmd: a new anon PMD folio, mapped writable, queued for the underused shrinker. */
-function mapAnonFolioPmd(
+/**
+ * map_anon_folio_pmd: map a new anon PMD folio (dirty, writable where the VMA is), deposit the
+ * pre-allocated PTE table and queue the folio for the underused shrinker. Used by the fault path
+ * and by collapse.
+ */
+export function mapAnonFolioPmd(
   k: Kernel,
   vma: Vma,
   vpn: number,
@@ -269,8 +283,7 @@ function mapAnonFolioPmd(
   for (let i = 0; i < n; i++) f.flags[folio + i] |= PG_ANON_EXCLUSIVE;
   rmapAddPmd(k, folio, vma);
   depositTable(k, pmdT, pmdI, pgtable);
-  const w = vma.flags & VM_WRITE ? B_WRITE | B_DIRTY : 0;
-  k.pt.pmd.set(pmdT, pmdI, folio, E_PRESENT | B_YOUNG | w);
+  k.pt.pmd.set(pmdT, pmdI, folio, E_PRESENT | B_YOUNG | B_DIRTY | vmaPteProt(vma.flags));
   k.deferredSplitAdd(folio, false);
 }
 
@@ -301,8 +314,9 @@ function* doHugePmdWpPage(
   }
   yield unlock(L_PMD_LOCK, pmdT);
   if (f.flags[head] & PG_ZERO) {
-    // do_huge_zero_wp_pmd: try a fresh THP first.
-    const folio = k.allocFolio(k.geo.pmdOrder);
+    // do_huge_zero_wp_pmd: try a fresh THP first (vma_alloc_anon_folio_pmd).
+    const gfp = vmaThpGfpMask(k, vma);
+    const folio = (yield allocFolioGfp(k, k.geo.pmdOrder, gfp)) as number;
     if (folio !== NO_PFN) {
       k.stats.event('thp_fault_alloc');
       k.stats.mthpStat(k.geo.pmdOrder, 'anon_fault_alloc');
@@ -411,9 +425,13 @@ function* allocAnonFolio(
       yield unlock(L_RCU, 0);
     }
   }
+  const gfp = orders ? vmaThpGfpMask(k, vma) : 0;
   while (orders) {
     const o = highestOrder(orders);
-    const folio = k.allocFolio(o);
+    // vma_alloc_folio(gfp, o): the free lists first, inline; direct compaction only on failure.
+    let folio = k.allocFolio(o);
+    if (folio === NO_PFN && gfpDirectReclaim(gfp))
+      folio = (yield allocPagesDirectCompact(k, o, gfp)) as number;
     if (folio !== NO_PFN) {
       k.stats.mthpStat(o, 'anon_fault_alloc');
       return folio;
