@@ -66,7 +66,9 @@ describe('khugepaged daemon', () => {
 
   it('sleeps alloc_sleep_millisecs after an allocation failure and ends the pass on the second', () => {
     // 24 MiB of RAM fragmented so no 2 MiB block is left: every collapse allocation fails.
+    // khugepaged/defrag=0 (GFP_TRANSHUGE_LIGHT): no direct compaction to undo the fragmentation.
     const m = machine({ ramMiB: 24 });
+    m.sysfsWrite('khugepaged/defrag', '0');
     m.sysfsWrite('khugepaged/scan_sleep_millisecs', '10');
     m.sysfsWrite('khugepaged/alloc_sleep_millisecs', '5000');
     const hog = m.spawn('hog');
@@ -75,7 +77,8 @@ describe('khugepaged daemon', () => {
     // below, then free every other page: plenty is free but nothing of PMD order.
     expect(m.touch(hog, h, 24 * MiB, true)).toBe('oom');
     m.madvise(hog, h, 16 * PAGE, 'dontneed');
-    for (let a = h + 16 * PAGE; a < h + 24 * MiB; a += 2 * PAGE) m.madvise(hog, a, PAGE, 'dontneed');
+    for (let a = h + 16 * PAGE; a < h + 24 * MiB; a += 2 * PAGE)
+      m.madvise(hog, a, PAGE, 'dontneed');
     expect(m.kernel.buddy.canAlloc(9)).toBe(false);
     const mm = m.spawn('p');
     const addr = m.mmap(mm, { lengthBytes: 2 * PMD, alignBytes: PMD });

@@ -14,8 +14,10 @@ import {
   storeLargeFolio,
   tryToUnmapFile,
 } from '../mm/filemap.ts';
+import { allocFolioGfp } from '../mm/compaction.ts';
 import { doSetPmd } from '../mm/fault-file.ts';
 import { PG_DIRTY, PG_FILE, PG_LOCKED, PG_LRU } from '../mm/folio.ts';
+import { collapseGfpMask } from '../mm/gfp.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
 import { levelIndex, pmdAlloc } from '../mm/pagewalk.ts';
 import { E_NONE, E_PRESENT, E_TABLE, E_TYPE_MASK, PMD, T_DETACHED } from '../mm/pgtable.ts';
@@ -111,10 +113,13 @@ export function* collapseScanFile(
   return result;
 }
 
-/** alloc_charge_folio at PMD order, with the THP_COLLAPSE_ALLOC(_FAILED) events. */
-function allocCollapseFolio(k: Kernel): number {
+/**
+ * alloc_charge_folio at PMD order, with the THP_COLLAPSE_ALLOC(_FAILED) events; the gfp mask
+ * as for anonymous collapse (khugepaged/defrag for khugepaged, GFP_TRANSHUGE for MADV_COLLAPSE).
+ */
+function* allocCollapseFolio(k: Kernel, cc: CollapseControl): Step<number> {
   const order = k.geo.pmdOrder;
-  const folio = k.allocFolio(order);
+  const folio = (yield allocFolioGfp(k, order, collapseGfpMask(k, cc.isKhugepaged))) as number;
   const ok = folio !== NO_PFN;
   k.stats.event(ok ? 'thp_collapse_alloc' : 'thp_collapse_alloc_failed');
   if (k.profile.mthpCollapseStats)
@@ -154,7 +159,7 @@ function* collapseFile(
   const nr = k.geo.ptrsPerPte;
   const end = start + nr;
   const shmem = file.tmpfs;
-  const newFolio = allocCollapseFolio(k);
+  const newFolio = (yield allocCollapseFolio(k, cc)) as number;
   if (newFolio === NO_PFN)
     return traced(k, mm, NONE, start, haddr, file, 'SCAN_ALLOC_HUGE_PAGE_FAIL');
   // __folio_set_locked: nobody can see the new folio yet.

@@ -74,6 +74,8 @@ export function* allocFolioGfp(k: Kernel, order: number, gfp: number): Step<numb
 
 /** __alloc_pages_direct_compact: compact, count the stall, and take the page if it is there. */
 export function* allocPagesDirectCompact(k: Kernel, order: number, gfp: number): Step<number> {
+  // Beyond MAX_PAGE_ORDER no block can ever form.
+  if (order <= 0 || order > k.buddy.maxOrder) return NO_PFN;
   const result = (yield tryToCompactPages(k, order, gfp)) as CompactResult;
   if (result === 'COMPACT_SKIPPED') return NO_PFN;
   k.stats.event('compact_stall');

@@ -161,7 +161,11 @@ export class Kernel {
     return undefined;
   }
 
-  /** folio_alloc: a folio of this order with one reference, or NO_PFN. */
+  /**
+   * The free lists only: a folio of this order with one reference, or NO_PFN. Allocations made
+   * with a gfp mask that may compact directly (the THP ones) go through allocFolioGfp in
+   * compaction.ts, which falls back to direct compaction.
+   */
   allocFolio(order: number): number {
     const pfn = this.buddy.alloc(order);
     if (pfn === NO_PFN) return NO_PFN;
