@@ -81,7 +81,15 @@ export function* doMmap(k: Kernel, mm: Mm, req: MmapRequest): Step<number> {
     } else start = chooseAddress(k, mm, req.pages, req.alignPages ?? 1);
     const file = req.file ?? 0;
     if (file && !k.files.has(file)) throw new MmError('EINVAL', `no file with id ${file}`);
-    const vma = k.newVma(mm, start, start + req.pages, req.flags, file ? (req.pgoff ?? 0) : start, file, req.name);
+    const vma = k.newVma(
+      mm,
+      start,
+      start + req.pages,
+      req.flags,
+      file ? (req.pgoff ?? 0) : start,
+      file,
+      req.name,
+    );
     // vma_link_file: a file VMA enters the file's i_mmap under its write lock.
     if (file) yield lock(L_I_MMAP_WRITE, file);
     mm.insertVma(vma);
