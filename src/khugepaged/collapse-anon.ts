@@ -110,7 +110,7 @@ function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolat
   for (let i = 0; i < nr; i++) {
     const bits = pte.bits[base + i];
     const val = pte.val[base + i];
-    if (pteNoneOrZero(k, bits, val)) {
+    if (pteNoneOrZero(f, bits, val)) {
       if (++out.noneOrZero <= limNone) continue;
       out.result = 'SCAN_EXCEED_NONE_PTE';
       k.stats.event('thp_scan_exceed_none_pte');
@@ -125,7 +125,7 @@ function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolat
       break;
     }
     const head = f.headOf(val);
-    if (cc.isKhugepaged && k.profile.scanPageLazyfree && cleanLazyfree(k, vma, bits, head)) {
+    if (cc.isKhugepaged && k.profile.scanPageLazyfree && cleanLazyfree(f, vma, bits, head)) {
       out.result = 'SCAN_PAGE_LAZYFREE';
       break;
     }
@@ -140,7 +140,7 @@ function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolat
         out.result = 'SCAN_PAGE_LOCK';
         break;
       }
-      if (!refcountSuitable(k, head)) {
+      if (!refcountSuitable(f, head)) {
         out.result = 'SCAN_PAGE_COUNT';
         break;
       }
@@ -153,7 +153,7 @@ function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolat
       f.clear(head, PG_LRU);
       out.folios.push(head);
     }
-    if (cc.isKhugepaged && pteReferenced(k, bits, head)) out.referenced++;
+    if (cc.isKhugepaged && pteReferenced(f, bits, head)) out.referenced++;
   }
   if (out.result === 'SCAN_SUCCEED' && cc.isKhugepaged && out.referenced === 0)
     out.result = 'SCAN_LACK_REFERENCED_PAGE';
@@ -187,13 +187,13 @@ function copyAndRelease(
   for (let i = 0; i < nr; i++) {
     const bits = pte.bits[base + i];
     const val = pte.val[base + i];
-    f.data[folio + i] = pteNoneOrZero(k, bits, val) ? 0 : f.data[val];
+    f.data[folio + i] = pteNoneOrZero(f, bits, val) ? 0 : f.data[val];
   }
   releaseIsolated(k, isolated);
   for (let i = 0; i < nr; i++) {
     const bits = pte.bits[base + i];
     const val = pte.val[base + i];
-    if (pteNoneOrZero(k, bits, val)) {
+    if (pteNoneOrZero(f, bits, val)) {
       if ((bits & E_TYPE_MASK) !== 0) pte.clear(pteT, i);
       continue;
     }

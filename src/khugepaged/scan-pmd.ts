@@ -11,6 +11,7 @@ import {
   PG_YOUNG,
   PG_ZERO,
 } from '../mm/folio.ts';
+import type { FolioTable } from '../mm/folio.ts';
 import type { Kernel } from '../mm/kernel.ts';
 import {
   B_DIRTY,
@@ -63,30 +64,25 @@ export interface PmdScan {
 }
 
 /** The PTE is none or maps the shared zero page (pte_none_or_zero). */
-export function pteNoneOrZero(k: Kernel, bits: number, val: number): boolean {
+export function pteNoneOrZero(f: FolioTable, bits: number, val: number): boolean {
   const type = bits & TYPE_MASK;
   if (type === NONE) return true;
-  return (
-    type === PRESENT &&
-    ((bits & SPECIAL) !== 0 || (k.folios.flags[k.folios.headOf(val)] & ZERO) !== 0)
-  );
+  return type === PRESENT && ((bits & SPECIAL) !== 0 || (f.flags[f.headOf(val)] & ZERO) !== 0);
 }
 
 /** is_refcount_suitable: the folio holds no reference beyond its mappings and the swap cache. */
-export function refcountSuitable(k: Kernel, head: number): boolean {
-  return (
-    k.folios.refcount[head] === k.folios.expectedRefcount(head) && k.folios.pincount[head] === 0
-  );
+export function refcountSuitable(f: FolioTable, head: number): boolean {
+  return f.refcount[head] === f.expectedRefcount(head) && f.pincount[head] === 0;
 }
 
 /** The "referenced" rule for one present PTE: young PTE, idle-young folio or PG_referenced. */
-export function pteReferenced(k: Kernel, bits: number, head: number): boolean {
-  return (bits & YOUNG) !== 0 || (k.folios.flags[head] & FOLIO_YOUNG_OR_REFERENCED) !== 0;
+export function pteReferenced(f: FolioTable, bits: number, head: number): boolean {
+  return (bits & YOUNG) !== 0 || (f.flags[head] & FOLIO_YOUNG_OR_REFERENCED) !== 0;
 }
 
 /** A clean lazy-free folio that khugepaged leaves for reclaim (SCAN_PAGE_LAZYFREE). */
-export function cleanLazyfree(k: Kernel, vma: Vma, bits: number, head: number): boolean {
-  const f = k.folios.flags[head];
+export function cleanLazyfree(folios: FolioTable, vma: Vma, bits: number, head: number): boolean {
+  const f = folios.flags[head];
   return (
     (f & LAZYFREE) !== 0 &&
     (f & FOLIO_DIRTY) === 0 &&
@@ -169,7 +165,7 @@ function scanPteTable(
     const bits = pteBits[base + i];
     const val = pteVal[base + i];
     const type = bits & TYPE_MASK;
-    if (pteNoneOrZero(k, bits, val)) {
+    if (pteNoneOrZero(f, bits, val)) {
       if (++noneOrZero <= limNone) continue;
       result = 'SCAN_EXCEED_NONE_PTE';
       k.stats.event('thp_scan_exceed_none_pte');
@@ -196,7 +192,7 @@ function scanPteTable(
     }
     const head = f.headOf(val);
     lastFolio = head;
-    if (lazyfreeCheck && cleanLazyfree(k, vma, bits, head)) {
+    if (lazyfreeCheck && cleanLazyfree(f, vma, bits, head)) {
       result = 'SCAN_PAGE_LAZYFREE';
       break;
     }
@@ -223,11 +219,11 @@ function scanPteTable(
       result = 'SCAN_PAGE_LOCK';
       break;
     }
-    if (!refcountSuitable(k, head)) {
+    if (!refcountSuitable(f, head)) {
       result = 'SCAN_PAGE_COUNT';
       break;
     }
-    if (khugepaged && pteReferenced(k, bits, head)) referenced++;
+    if (khugepaged && pteReferenced(f, bits, head)) referenced++;
   }
   scan.inspected = inspected;
   scan.noneOrZero = noneOrZero;
