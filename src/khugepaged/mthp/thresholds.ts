@@ -1,0 +1,55 @@
+// How many none/zero PTEs a region of each order may hold (collapse_max_ptes_none), under the
+// merged rule and the designs from the review history.
+
+export type CollapsePolicy = 'v19' | 'v11-stack' | 'v11-cap';
+
+export const COLLAPSE_POLICIES: readonly CollapsePolicy[] = ['v19', 'v11-stack', 'v11-cap'];
+
+export interface ThresholdInput {
+  /** khugepaged/max_ptes_none. */
+  sysfs: number;
+  /** HPAGE_PMD_NR and HPAGE_PMD_ORDER. */
+  nr: number;
+  pmdOrder: number;
+  /** userfaultfd-armed VMA (known only after revalidation; the v19 pre-check passes none). */
+  uffd: boolean;
+  /** MADV_COLLAPSE rather than khugepaged. */
+  madvise: boolean;
+}
+
+/**
+ * collapse_max_ptes_none(cc, vma, order) of the merged series: PMD order keeps the sysfs value;
+ * mTHP orders honour only 0 and HPAGE_PMD_NR-1, every other value behaves as 0 (with a warning).
+ */
+export function maxPtesNoneV19(t: ThresholdInput, order: number): number {
+  if (t.uffd) return 0;
+  if (t.madvise) return t.nr;
+  if (order === t.pmdOrder) return t.sysfs;
+  if (t.sysfs === t.nr - 1) return 2 ** order - 1;
+  return 0;
+}
+
+/** Whether the v19 rule ignores (and warns about) the sysfs value for mTHP orders. */
+export function mthpMaxPtesNoneUnsupported(t: ThresholdInput): boolean {
+  return t.sysfs !== 0 && t.sysfs !== t.nr - 1;
+}
+
+/** v11/v12: the value scaled to the order, silently capped at HPAGE_PMD_NR/2 - 1 (no creep). */
+export function maxPtesNoneV11Cap(t: ThresholdInput, order: number): number {
+  if (t.uffd) return 0;
+  if (t.madvise) return t.nr;
+  if (order === t.pmdOrder) return t.sysfs;
+  return Math.min(t.sysfs, t.nr / 2 - 1) >>> (t.pmdOrder - order);
+}
+
+export function maxPtesNoneFor(
+  policy: CollapsePolicy,
+): (t: ThresholdInput, order: number) => number {
+  switch (policy) {
+    case 'v19':
+    case 'v11-stack':
+      return maxPtesNoneV19;
+    case 'v11-cap':
+      return maxPtesNoneV11Cap;
+  }
+}
