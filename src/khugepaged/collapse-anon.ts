@@ -3,7 +3,7 @@
 // with the old table deposited. Entered and left with the mmap lock dropped.
 
 import { allocFolioGfp } from '../mm/compaction.ts';
-import { doSwapPage, mapAnonFolioPmd } from '../mm/fault.ts';
+import { doSwapPage, mapAnonFolioPmd, mapAnonFolioPtes } from '../mm/fault.ts';
 import { PG_LOCKED, PG_LRU } from '../mm/folio.ts';
 import { collapseGfpMask } from '../mm/gfp.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
@@ -31,7 +31,7 @@ import {
 } from '../mm/step.ts';
 import { vmaStartWrite } from '../mm/vma-ops.ts';
 import type { Mm, Vma } from '../mm/vma.ts';
-import { type CollapseControl, maxPtesNone, maxPtesShared } from './control.ts';
+import { type CollapseControl, maxPtesNone, maxPtesShared, mthpMaxPtesNone } from './control.ts';
 import { findPmdOrThpOrNone } from './find-pmd.ts';
 import { hugepageVmaRevalidate } from './revalidate.ts';
 import { cleanLazyfree, pteNoneOrZero, pteReferenced, refcountSuitable } from './scan-pmd.ts';
@@ -55,21 +55,37 @@ function* allocChargeFolio(k: Kernel, order: number, cc: CollapseControl): Step<
   return folio;
 }
 
-/** __collapse_huge_page_swapin: fault every swap PTE of the range back in, under mmap read. */
-function* collapseSwapin(k: Kernel, vma: Vma, vpn: number, referenced: number): Step<ScanResult> {
+/**
+ * __collapse_huge_page_swapin: fault the swap PTEs of [vpn, vpn + 2^order) back in, under mmap
+ * read. Below PMD order the first swap entry ends it (mTHP refuses swap).
+ */
+function* collapseSwapin(
+  k: Kernel,
+  vma: Vma,
+  vpn: number,
+  order: number,
+  referenced: number,
+): Step<ScanResult> {
   const nr = k.geo.ptrsPerPte;
+  const n = 2 ** order;
   let swappedIn = 0;
   let result: ScanResult = 'SCAN_SUCCEED';
-  for (let i = 0; i < nr; i++) {
+  for (let i = 0; i < n; i++) {
     const look = yield* findPmdOrThpOrNone(k, vma.mm, vpn + i);
     if (look.result !== 'SCAN_SUCCEED') {
       result = 'SCAN_PMD_NULL';
       break;
     }
     const pteT = k.pt.pmd.getVal(look.pmdT, look.pmdI);
-    const bits = k.pt.pte.getBits(pteT, i);
+    const idx = (vpn + i) % nr;
+    const bits = k.pt.pte.getBits(pteT, idx);
     if ((bits & E_TYPE_MASK) !== E_SWAP) continue;
-    const r: number = yield* doSwapPage(k, vma, vpn + i, pteT, i, bits, false, false);
+    if (order < k.geo.pmdOrder) {
+      result = 'SCAN_EXCEED_SWAP_PTE';
+      if (k.profile.mthpCollapseStats) k.stats.mthpStat(order, 'collapse_exceed_swap_pte');
+      break;
+    }
+    const r: number = yield* doSwapPage(k, vma, vpn + i, pteT, idx, bits, false, false);
     if (r & 1 /* VM_FAULT_OOM */) {
       result = 'SCAN_FAIL';
       break;
@@ -78,12 +94,11 @@ function* collapseSwapin(k: Kernel, vma: Vma, vpn: number, referenced: number): 
   }
   k.trace(
     'mm_collapse_huge_page_swapin',
-    withOrder(k, {
-      mm: vma.mm.id,
-      swapped_in: swappedIn,
-      referenced,
-      ret: result === 'SCAN_SUCCEED' ? 1 : 0,
-    }),
+    withOrder(
+      k,
+      { mm: vma.mm.id, swapped_in: swappedIn, referenced, ret: result === 'SCAN_SUCCEED' ? 1 : 0 },
+      order,
+    ),
   );
   return result;
 }
@@ -96,15 +111,29 @@ interface Isolated {
   noneOrZero: number;
 }
 
-/** __collapse_huge_page_isolate on the detached table: lock and isolate every folio. */
-function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolated {
+/**
+ * __collapse_huge_page_isolate on the detached table: lock and isolate every folio mapped by the
+ * 2^order PTEs from index idx. Below PMD order the none limit follows collapse_max_ptes_none,
+ * shared pages are refused, and a folio already of the target order or larger ends it
+ * (SCAN_PTE_MAPPED_HUGEPAGE).
+ */
+function isolate(
+  k: Kernel,
+  vma: Vma,
+  pteT: number,
+  idx: number,
+  order: number,
+  cc: CollapseControl,
+): Isolated {
   const f = k.folios;
   const pte = k.pt.pte;
-  const nr = k.geo.ptrsPerPte;
-  const base = pteT * pte.entriesPerTable;
+  const nr = 2 ** order;
+  const pmd = order === k.geo.pmdOrder;
+  const base = pteT * pte.entriesPerTable + idx;
   const out: Isolated = { result: 'SCAN_SUCCEED', folios: [], referenced: 0, noneOrZero: 0 };
-  const limNone = maxPtesNone(k, vma, cc);
-  const limShared = maxPtesShared(k, cc);
+  const limNone = pmd ? maxPtesNone(k, vma, cc) : mthpMaxPtesNone(k, vma, order);
+  const limShared = pmd ? maxPtesShared(k, cc) : 0;
+  const stats = k.profile.mthpCollapseStats;
   let shared = 0;
   const seen = new Set<number>();
   for (let i = 0; i < nr; i++) {
@@ -113,7 +142,8 @@ function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolat
     if (pteNoneOrZero(f, bits, val)) {
       if (++out.noneOrZero <= limNone) continue;
       out.result = 'SCAN_EXCEED_NONE_PTE';
-      k.stats.event('thp_scan_exceed_none_pte');
+      if (pmd) k.stats.event('thp_scan_exceed_none_pte');
+      if (stats) k.stats.mthpStat(order, 'collapse_exceed_none_pte');
       break;
     }
     if ((bits & E_TYPE_MASK) !== E_PRESENT) {
@@ -131,7 +161,13 @@ function isolate(k: Kernel, vma: Vma, pteT: number, cc: CollapseControl): Isolat
     }
     if (f.maybeMappedShared(head) && ++shared > limShared) {
       out.result = 'SCAN_EXCEED_SHARED_PTE';
-      k.stats.event('thp_scan_exceed_share_pte');
+      if (pmd) k.stats.event('thp_scan_exceed_share_pte');
+      if (stats) k.stats.mthpStat(order, 'collapse_exceed_shared_pte');
+      break;
+    }
+    if (!pmd && f.order[head] >= order) {
+      // Do not collapse a folio into one of its own size or smaller.
+      out.result = 'SCAN_PTE_MAPPED_HUGEPAGE';
       break;
     }
     if (!seen.has(head)) {
@@ -177,13 +213,14 @@ function copyAndRelease(
   k: Kernel,
   vma: Vma,
   pteT: number,
+  idx: number,
   folio: number,
   isolated: number[],
 ): void {
   const f = k.folios;
   const pte = k.pt.pte;
-  const nr = k.geo.ptrsPerPte;
-  const base = pteT * pte.entriesPerTable;
+  const nr = 2 ** f.order[folio];
+  const base = pteT * pte.entriesPerTable + idx;
   for (let i = 0; i < nr; i++) {
     const bits = pte.bits[base + i];
     const val = pte.val[base + i];
@@ -194,7 +231,7 @@ function copyAndRelease(
     const bits = pte.bits[base + i];
     const val = pte.val[base + i];
     if (pteNoneOrZero(f, bits, val)) {
-      if ((bits & E_TYPE_MASK) !== 0) pte.clear(pteT, i);
+      if ((bits & E_TYPE_MASK) !== 0) pte.clear(pteT, idx + i);
       continue;
     }
     const head = f.headOf(val);
@@ -208,52 +245,61 @@ function copyAndRelease(
       pte.val[base + i + n] === val + n
     )
       n++;
-    for (let j = 0; j < n; j++) pte.clear(pteT, i + j);
+    for (let j = 0; j < n; j++) pte.clear(pteT, idx + i + j);
     rmapRemovePtes(k, head, val, n, vma);
     k.folioPut(head, n);
     i += n - 1;
   }
 }
 
-/** collapse_huge_page at PMD order. */
+/**
+ * collapse_huge_page for the 2^order pages at vpn (PMD order: the whole PMD range). Below PMD
+ * order the whole table is still detached with pmdp_collapse_flush, only the region is isolated
+ * and copied, the anon_vma stays write-locked until the install, and the PMD is put back before
+ * the new PTEs are written under the nested PTE lock; no table is deposited.
+ */
 export function* collapseHugePage(
   k: Kernel,
   mm: Mm,
   vpn: number,
+  order: number,
   referenced: number,
   unmapped: number,
   cc: CollapseControl,
 ): Step<ScanResult> {
-  const order = k.geo.pmdOrder;
+  const nr = k.geo.ptrsPerPte;
+  const pmdOrder = order === k.geo.pmdOrder;
+  const pmdVpn = vpn - (vpn % nr);
+  const idx = vpn - pmdVpn;
   const folio = (yield allocChargeFolio(k, order, cc)) as number;
-  if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL');
+  if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL', order);
   let result: ScanResult;
   let isolatedCount = 0;
 
   yield lock(L_MMAP_READ, mm.id);
-  let rv = hugepageVmaRevalidate(k, mm, vpn, true, cc);
+  let rv = hugepageVmaRevalidate(k, mm, pmdVpn, true, cc, order);
   result = rv.result;
-  if (result === 'SCAN_SUCCEED') result = (yield* findPmdOrThpOrNone(k, mm, vpn)).result;
+  if (result === 'SCAN_SUCCEED') result = (yield* findPmdOrThpOrNone(k, mm, pmdVpn)).result;
   if (result === 'SCAN_SUCCEED' && unmapped > 0)
-    result = yield* collapseSwapin(k, rv.vma!, vpn, referenced);
+    result = yield* collapseSwapin(k, rv.vma!, vpn, order, referenced);
   yield unlock(L_MMAP_READ, mm.id);
   if (result !== 'SCAN_SUCCEED') {
     k.folioPut(folio);
-    return traced(k, mm, 0, result);
+    return traced(k, mm, 0, result, order);
   }
 
   // The write lock keeps faults and other walkers under the mmap lock away.
   yield lock(L_MMAP_WRITE, mm.id);
-  rv = hugepageVmaRevalidate(k, mm, vpn, true, cc);
+  rv = hugepageVmaRevalidate(k, mm, pmdVpn, true, cc, order);
   result = rv.result;
-  const look = result === 'SCAN_SUCCEED' ? yield* findPmdOrThpOrNone(k, mm, vpn) : null;
+  const look = result === 'SCAN_SUCCEED' ? yield* findPmdOrThpOrNone(k, mm, pmdVpn) : null;
   if (look) result = look.result;
   if (result === 'SCAN_SUCCEED' && look) {
     const vma = rv.vma!;
     yield* vmaStartWrite(vma);
     const root = vma.anonVma!.root.id;
     yield lock(L_ANON_VMA_WRITE, root);
-    // pmdp_collapse_flush: the table leaves the tree, the TLB range is flushed.
+    // pmdp_collapse_flush: the whole table leaves the tree, the TLB range is flushed.
     const { pmdT, pmdI } = look;
     yield lock(L_PMD_LOCK, pmdT);
     const pteT = k.pt.pmd.getVal(pmdT, pmdI);
@@ -263,18 +309,22 @@ export function* collapseHugePage(
     // tlb_remove_table_sync_one would IPI here; the detached table is mapped under RCU.
     yield lock(L_RCU, 0);
     yield lock(L_PTE_LOCK, pteT);
-    const iso = isolate(k, vma, pteT, cc);
+    const iso = isolate(k, vma, pteT, idx, order, cc);
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_RCU, 0);
     isolatedCount = iso.folios.length;
     k.trace(
       'mm_collapse_huge_page_isolate',
-      withOrder(k, {
-        pfn: iso.folios[0] ?? -1,
-        none_or_zero: iso.noneOrZero,
-        referenced: iso.referenced,
-        status: iso.result,
-      }),
+      withOrder(
+        k,
+        {
+          pfn: iso.folios[0] ?? -1,
+          none_or_zero: iso.noneOrZero,
+          referenced: iso.referenced,
+          status: iso.result,
+        },
+        order,
+      ),
     );
     if (iso.result !== 'SCAN_SUCCEED') {
       // Put the table back where it was.
@@ -284,19 +334,32 @@ export function* collapseHugePage(
       yield unlock(L_PMD_LOCK, pmdT);
       yield unlock(L_ANON_VMA_WRITE, root);
       result = iso.result;
-    } else {
+    } else if (pmdOrder) {
       // All pages are isolated and locked: rmap walkers cannot reach them any more.
       yield unlock(L_ANON_VMA_WRITE, root);
-      copyAndRelease(k, vma, pteT, folio, iso.folios);
+      copyAndRelease(k, vma, pteT, 0, folio, iso.folios);
       yield lock(L_PMD_LOCK, pmdT);
       mapAnonFolioPmd(k, vma, vpn, folio, pmdT, pmdI, pteT);
       yield unlock(L_PMD_LOCK, pmdT);
+      result = 'SCAN_SUCCEED';
+    } else {
+      // The rest of the table is not isolated: rmap walkers must not find the PMD empty, so
+      // the anon_vma stays locked until the table is back.
+      copyAndRelease(k, vma, pteT, idx, folio, iso.folios);
+      yield lock(L_PMD_LOCK, pmdT);
+      k.pt.pmd.set(pmdT, pmdI, pteT, E_TABLE);
+      k.pt.pte.state[pteT] = T_LINKED;
+      yield lock(L_PTE_LOCK, pteT);
+      mapAnonFolioPtes(k, vma, vpn, folio, pteT, idx);
+      yield unlock(L_PTE_LOCK, pteT);
+      yield unlock(L_PMD_LOCK, pmdT);
+      yield unlock(L_ANON_VMA_WRITE, root);
       result = 'SCAN_SUCCEED';
     }
   }
   yield* mmapWriteUnlock(mm);
   if (result !== 'SCAN_SUCCEED') k.folioPut(folio);
-  return traced(k, mm, isolatedCount, result);
+  return traced(k, mm, isolatedCount, result, order);
 }
 
 /** The mTHP series added an order field to the collapse tracepoints. */
@@ -309,7 +372,13 @@ export function withOrder(
   return fields;
 }
 
-function traced(k: Kernel, mm: Mm, isolated: number, result: ScanResult): ScanResult {
-  k.trace('mm_collapse_huge_page', withOrder(k, { mm: mm.id, isolated, status: result }));
+function traced(
+  k: Kernel,
+  mm: Mm,
+  isolated: number,
+  result: ScanResult,
+  order: number,
+): ScanResult {
+  k.trace('mm_collapse_huge_page', withOrder(k, { mm: mm.id, isolated, status: result }, order));
   return result;
 }

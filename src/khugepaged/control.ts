@@ -2,10 +2,15 @@
 // that follow from it (collapse_max_ptes_none / _swap / _shared for PMD order).
 
 import type { Kernel } from '../mm/kernel.ts';
+import { thpVmaAllowableOrders } from '../mm/thp-orders.ts';
 import { VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from '../mm/vma.ts';
+import type { PteBitmap } from './mthp/bitmap.ts';
+import { maxPtesNoneV19 } from './mthp/thresholds.ts';
 
 export interface CollapseControl {
   readonly isKhugepaged: boolean;
+  /** mthp_present_ptes, allocated the first time an mTHP order is in play. */
+  bits?: PteBitmap;
   /** Results of each PMD range this control visited, in order (for reports and MADV_COLLAPSE). */
   readonly results: Array<{ mm: number; addr: number; result: string }>;
 }
@@ -31,4 +36,32 @@ export function maxPtesSwap(k: Kernel, cc: CollapseControl): number {
 
 export function maxPtesShared(k: Kernel, cc: CollapseControl): number {
   return cc.isKhugepaged ? k.settings.khugepaged.maxPtesShared : k.geo.ptrsPerPte;
+}
+
+/**
+ * collapse_max_ptes_none below PMD order (inside isolate, with the revalidated VMA): only 0 and
+ * HPAGE_PMD_NR-1 mean what they say; any other value behaves as 0.
+ */
+export function mthpMaxPtesNone(k: Kernel, vma: Vma, order: number): number {
+  const g = k.geo;
+  return maxPtesNoneV19(
+    {
+      sysfs: k.settings.khugepaged.maxPtesNone,
+      nr: g.ptrsPerPte,
+      pmdOrder: g.pmdOrder,
+      uffd: uffdArmed(vma),
+      madvise: false,
+    },
+    order,
+  );
+}
+
+/**
+ * collapse_possible_orders: for khugepaged on an anonymous VMA (with the mTHP series) every
+ * anon order the VMA allows; otherwise (MADV_COLLAPSE, files, older kernels) PMD order only.
+ */
+export function collapsePossibleOrders(k: Kernel, vma: Vma, cc: CollapseControl): number {
+  const type = cc.isKhugepaged ? 'khugepaged' : 'forced_collapse';
+  const mthp = cc.isKhugepaged && k.profile.mthpCollapse && vma.isAnonymous;
+  return thpVmaAllowableOrders(k, vma, type, mthp ? k.geo.anonOrders : 1 << k.geo.pmdOrder);
 }

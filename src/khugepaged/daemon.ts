@@ -4,8 +4,7 @@
 
 import type { Kernel } from '../mm/kernel.ts';
 import { L_MMAP_READ, type Step, trylock, unlock } from '../mm/step.ts';
-import { thpVmaAllowableOrder } from '../mm/thp-orders.ts';
-import { newCollapseControl, type CollapseControl } from './control.ts';
+import { collapsePossibleOrders, newCollapseControl, type CollapseControl } from './control.ts';
 import { khugepagedHasWork } from './enter.ts';
 import type { ScanResult } from './scan-result.ts';
 import { collapseSinglePmd } from './single-pmd.ts';
@@ -57,7 +56,7 @@ function* scanMmSlot(
           progress++;
           break;
         }
-        if (!thpVmaAllowableOrder(k, vma, 'khugepaged', k.geo.pmdOrder)) {
+        if (!collapsePossibleOrders(k, vma, cc)) {
           progress++;
           continue;
         }

@@ -11,13 +11,17 @@ export interface Revalidated {
   vma: Vma | null;
 }
 
-/** The VMA must still exist, span the whole PMD range and allow PMD order. */
+/**
+ * The VMA must still exist, span the whole PMD range (for every order: a table shared with
+ * another VMA must never be detached) and allow the order.
+ */
 export function hugepageVmaRevalidate(
   k: Kernel,
   mm: Mm,
   vpn: number,
   expectAnon: boolean,
   cc: CollapseControl,
+  order = k.geo.pmdOrder,
 ): Revalidated {
   if (mm.exiting || mm.thpDisable === 'all' || !k.mms.has(mm.id))
     return { result: 'SCAN_ANY_PROCESS', vma: null };
@@ -27,7 +31,7 @@ export function hugepageVmaRevalidate(
   const start = Math.floor(vpn / nr) * nr;
   if (start < vma.start || start + nr > vma.end) return { result: 'SCAN_ADDRESS_RANGE', vma };
   const type = cc.isKhugepaged ? 'khugepaged' : 'forced_collapse';
-  if (!thpVmaAllowableOrder(k, vma, type, k.geo.pmdOrder)) return { result: 'SCAN_VMA_CHECK', vma };
+  if (!thpVmaAllowableOrder(k, vma, type, order)) return { result: 'SCAN_VMA_CHECK', vma };
   if (expectAnon && (!vma.anonVma || !vma.isAnonymous)) return { result: 'SCAN_PAGE_ANON', vma };
   return { result: 'SCAN_SUCCEED', vma };
 }

@@ -12,6 +12,7 @@ import {
   PG_ZERO,
 } from '../mm/folio.ts';
 import type { FolioTable } from '../mm/folio.ts';
+import type { PteBitmap } from './mthp/bitmap.ts';
 import type { Kernel } from '../mm/kernel.ts';
 import {
   B_DIRTY,
@@ -98,6 +99,7 @@ export function* collapseScanPmd(
   vma: Vma,
   vpn: number,
   cc: CollapseControl,
+  bits: PteBitmap | null = null,
 ): Step<PmdScan> {
   const scan: PmdScan = {
     result: 'SCAN_SUCCEED',
@@ -117,7 +119,7 @@ export function* collapseScanPmd(
   yield lock(L_RCU, 0);
   const pteT = k.pt.pmd.getVal(look.pmdT, look.pmdI);
   yield lock(L_PTE_LOCK, pteT);
-  let result = scanPteTable(k, vma, cc, pteT, scan);
+  let result = scanPteTable(k, vma, cc, pteT, scan, bits);
   if (result === 'SCAN_SUCCEED' && cc.isKhugepaged) {
     if (scan.referenced === 0 || (scan.unmapped > 0 && scan.referenced < k.geo.ptrsPerPte / 2))
       result = 'SCAN_LACK_REFERENCED_PAGE';
@@ -141,11 +143,15 @@ function scanPteTable(
   cc: CollapseControl,
   pteT: number,
   scan: PmdScan,
+  occupied: PteBitmap | null,
 ): ScanResult {
   const f = k.folios;
   const pte = k.pt.pte;
   const nr = k.geo.ptrsPerPte;
-  const limNone = maxPtesNone(k, vma, cc);
+  // With mTHP orders to try, the whole range is scanned to fill the occupancy bitmap; the
+  // per-order limits are applied to each region later.
+  const limNone = occupied ? nr - 1 : maxPtesNone(k, vma, cc);
+  occupied?.clear();
   const limSwap = maxPtesSwap(k, cc);
   const limShared = maxPtesShared(k, cc);
   const khugepaged = cc.isKhugepaged;
@@ -224,6 +230,7 @@ function scanPteTable(
       break;
     }
     if (khugepaged && pteReferenced(f, bits, head)) referenced++;
+    occupied?.set(i);
   }
   scan.inspected = inspected;
   scan.noneOrZero = noneOrZero;

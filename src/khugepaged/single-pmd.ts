@@ -7,7 +7,9 @@ import { L_MMAP_READ, type Step, lock, unlock } from '../mm/step.ts';
 import type { Mm, Vma } from '../mm/vma.ts';
 import { collapseHugePage, withOrder } from './collapse-anon.ts';
 import { collapseScanFile, tryCollapsePteMappedThp } from './collapse-file.ts';
-import type { CollapseControl } from './control.ts';
+import { type CollapseControl, collapsePossibleOrders } from './control.ts';
+import { PteBitmap } from './mthp/bitmap.ts';
+import { mthpCollapse } from './mthp/collapse.ts';
 import { collapseScanPmd } from './scan-pmd.ts';
 import type { ScanResult } from './scan-result.ts';
 
@@ -51,7 +53,11 @@ export function* collapseSinglePmd(
     record(k, mm, vpn, result, cc);
     return { result, lockDropped: true, progress: result === 'SCAN_PTE_MAPPED_HUGEPAGE' ? 1 : nr };
   }
-  const scan = yield* collapseScanPmd(k, mm, vma, vpn, cc);
+  const enabled = collapsePossibleOrders(k, vma, cc);
+  // Orders below PMD in play: fill the occupancy bitmap and let the order walk choose.
+  const mthp = (enabled & ((1 << k.geo.pmdOrder) - 1)) !== 0;
+  if (mthp) cc.bits ??= new PteBitmap(nr);
+  const scan = yield* collapseScanPmd(k, mm, vma, vpn, cc, mthp ? cc.bits! : null);
   const progress = k.profile.perPteScanProgress ? Math.max(1, scan.inspected) : nr;
   k.trace(
     'mm_khugepaged_scan_pmd',
@@ -79,14 +85,9 @@ export function* collapseSinglePmd(
     return { result: scan.result, lockDropped: false, progress };
   }
   yield unlock(L_MMAP_READ, mm.id);
-  const result: ScanResult = yield* collapseHugePage(
-    k,
-    mm,
-    vpn,
-    scan.referenced,
-    scan.unmapped,
-    cc,
-  );
+  const result: ScanResult = mthp
+    ? yield* mthpCollapse(k, mm, vpn, scan, enabled, cc)
+    : yield* collapseHugePage(k, mm, vpn, k.geo.pmdOrder, scan.referenced, scan.unmapped, cc);
   record(
     k,
     mm,

@@ -492,15 +492,30 @@ function* doAnonymousPage(
     k.folioPut(folio);
     return 0;
   }
-  const start = vpn - (pteI - idx);
-  folioAddNewAnon(k, folio, vma, start);
+  mapAnonFolioPtes(k, vma, vpn - (pteI - idx), folio, pteT, idx);
+  yield unlock(L_PTE_LOCK, pteT);
+  return 0;
+}
+
+/**
+ * map_anon_folio_pte_nopf: map a new, exclusive anon folio with 2^order PTEs starting at index
+ * idx of the table (vpn is the first page's address). Used by the fault path and by collapse.
+ */
+export function mapAnonFolioPtes(
+  k: Kernel,
+  vma: Vma,
+  vpn: number,
+  folio: number,
+  pteT: number,
+  idx: number,
+): void {
+  const n = 2 ** k.folios.order[folio];
+  folioAddNewAnon(k, folio, vma, vpn);
   for (let i = 0; i < n; i++) k.folios.flags[folio + i] |= PG_ANON_EXCLUSIVE;
   rmapAddPtes(k, folio, folio, n, vma);
   k.folioGet(folio, n - 1); // one reference per PTE mapping
   const w = vma.flags & VM_WRITE ? B_WRITE | B_DIRTY : 0;
-  for (let i = 0; i < n; i++) pte.set(pteT, idx + i, folio + i, E_PRESENT | B_YOUNG | w);
-  yield unlock(L_PTE_LOCK, pteT);
-  return 0;
+  for (let i = 0; i < n; i++) k.pt.pte.set(pteT, idx + i, folio + i, E_PRESENT | B_YOUNG | w);
 }
 
 /** do_wp_page: reuse an exclusive anon page or copy it (COW), or replace the zero page. */

@@ -2,6 +2,7 @@
 // memory, page tables, swap, processes and counters. Operations (faults, madvise, mmap, fork, ...)
 // are step functions in their own files that take this object.
 
+import type { CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import { BuddyAllocator } from './buddy.ts';
 import { FolioTable, PG_DEFERRED, PG_PARTIALLY_MAPPED, PG_ZERO, PG_ANON } from './folio.ts';
 import { type Geometry, type GeometryName, geometry } from './geometry.ts';
@@ -82,7 +83,11 @@ export class Kernel {
     wakeAt: 0,
     /** A pass interrupted by alloc_sleep_millisecs resumes with this state. */
     pass: null as null | { progress: number; passThroughHead: number; waitAllowed: boolean },
+    /** The once-only warning about max_ptes_none values mTHP collapse does not support. */
+    warnedMaxPtesNone: false,
   };
+  /** Which mTHP collapse design runs (the merged one by default). */
+  collapsePolicy: CollapsePolicy = 'v19';
   /** Where tracepoints go; null when nobody listens. */
   traceSink: TraceSink | null = null;
   /** khugepaged's mm_slot list, in registration order (mm ids). */
