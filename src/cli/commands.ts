@@ -15,6 +15,7 @@ import {
   orderSizeKb,
   ordersDescending,
 } from '../mm/geometry.ts';
+import type { CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import type { ProfileName } from '../mm/profile.ts';
 import { sysfsList } from '../mm/sysfs.ts';
 import { SCAN_REASONS, renderRun } from '../report/text.ts';
@@ -69,6 +70,7 @@ export function resolveScenario(
 export interface RunOpts {
   json?: boolean;
   profile?: ProfileName;
+  collapsePolicy?: CollapsePolicy;
   geometry?: GeometryName;
   seed?: number;
   output?: string;
@@ -107,6 +109,7 @@ function scenarioFor(
   const s: Scenario = {
     ...scenario,
     ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+    ...(opts.collapsePolicy !== undefined ? { collapse_policy: opts.collapsePolicy } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
   };
   if (s.skip) throw new CliError(`${source}: skipped on this geometry: ${s.skip}`);

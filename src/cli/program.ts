@@ -2,6 +2,7 @@
 // line `thpsim: <message>` on stderr and a non-zero exit status, never a stack trace.
 
 import { readFileSync } from 'node:fs';
+import { COLLAPSE_POLICIES } from '../khugepaged/mthp/thresholds.ts';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GEOMETRY_NAMES } from '../mm/geometry.ts';
 import { DEFAULT_PROFILE, PROFILE_NAMES } from '../mm/profile.ts';
@@ -49,6 +50,11 @@ const jsonOption = () => new Option('--json', 'print machine-readable JSON inste
 function addRunOptions(c: Command): Command {
   return c
     .addOption(profileOption())
+    .addOption(
+      new Option('--collapse-policy <name>', 'mTHP collapse design (default: v19)').choices(
+        COLLAPSE_POLICIES,
+      ),
+    )
     .addOption(geometryOption())
     .option('--seed <n>', "override the scenario's random seed", parseSeed)
     .option(

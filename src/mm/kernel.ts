@@ -28,6 +28,8 @@ export interface KernelConfig {
   seed?: number;
   /** Track real lock state (tests) instead of only counting (fast runs). */
   strictLocks?: boolean;
+  /** The mTHP collapse design (default: the merged v19). */
+  collapsePolicy?: CollapsePolicy;
 }
 
 export const NO_PFN = -1;
@@ -117,6 +119,7 @@ export class Kernel {
     this.swap = new SwapDevice(Math.floor((cfg.swapBytes ?? 0) / this.geo.pageSize));
     this.rng = new Rng(cfg.seed ?? 1);
     this.sink = cfg.strictLocks ? new LockTable() : new BalanceSink();
+    this.collapsePolicy = cfg.collapsePolicy ?? 'v19';
   }
 
   /** Run a step to completion on this kernel's event sink: the simulator engine. */

@@ -7,6 +7,7 @@
 
 import { type GeometryName, geometry as geometryOf, orderSizeKb } from '../mm/geometry.ts';
 import type { KernelConfig } from '../mm/kernel.ts';
+import type { CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import { DEFAULT_PROFILE, type ProfileName } from '../mm/profile.ts';
 import { Rng } from '../mm/rng.ts';
 import { type OrderEnabled, orderMode } from '../mm/settings.ts';
@@ -59,6 +60,7 @@ export const MAX_TRACE = 1_000_000;
 
 export interface RunConfig {
   profile: ProfileName;
+  collapsePolicy: CollapsePolicy;
   geometry: GeometryName;
   ramBytes: number;
   swapBytes: number;
@@ -262,6 +264,7 @@ export function runConfig(s: Scenario): RunConfig {
   const geo = geometryOf(s.geometry ?? DEFAULT_GEOMETRY);
   return {
     profile: s.profile ?? DEFAULT_PROFILE,
+    collapsePolicy: s.collapse_policy ?? 'v19',
     geometry: geo.name,
     ramBytes: s.ram ?? DEFAULT_RAM_BYTES,
     swapBytes: s.swap ?? DEFAULT_SWAP_BYTES,
@@ -328,6 +331,7 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
   try {
     const cfg: KernelConfig = {
       profile: config.profile,
+      collapsePolicy: config.collapsePolicy,
       geometry: config.geometry,
       ramBytes: config.ramBytes,
       swapBytes: config.swapBytes,
@@ -1248,5 +1252,5 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
 
 /** A short description of the machine, e.g. "x86-64-4k, 4KiB pages, 2MiB PMD, 1GiB RAM". */
 export function describeConfig(c: RunConfig): string {
-  return `${c.profile}, ${c.geometry} (${formatSize(c.pageSize)} pages, ${formatSize(c.pmdSize)} PMD), RAM ${formatSize(c.ramBytes)}, ${c.swapBytes ? `swap ${formatSize(c.swapBytes)}` : 'no swap'}, seed ${c.seed}`;
+  return `${c.profile}${c.collapsePolicy !== 'v19' ? ` (collapse policy ${c.collapsePolicy})` : ''}, ${c.geometry} (${formatSize(c.pageSize)} pages, ${formatSize(c.pmdSize)} PMD), RAM ${formatSize(c.ramBytes)}, ${c.swapBytes ? `swap ${formatSize(c.swapBytes)}` : 'no swap'}, seed ${c.seed}`;
 }

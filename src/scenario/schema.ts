@@ -9,6 +9,7 @@
 
 import { z } from 'zod';
 import { GEOMETRY_NAMES, type GeometryName } from '../mm/geometry.ts';
+import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import { PROFILE_NAMES, type ProfileName } from '../mm/profile.ts';
 import { Expr, ExprError, type ExprConstraints, type ExprKind, parseExprNode } from './expr.ts';
 import { SIZE_HINT, describeValue, formatSize } from './size.ts';
@@ -361,6 +362,10 @@ export const ScenarioSchema = z.strictObject({
   description: z.string().optional(),
   profile: z.enum(PROFILE_NAMES as unknown as [ProfileName, ...ProfileName[]]).optional(),
   geometry: z.enum(GEOMETRY_NAMES as unknown as [GeometryName, ...GeometryName[]]).optional(),
+  /** The mTHP collapse design khugepaged runs (default v19, the merged one). */
+  collapse_policy: z
+    .enum(COLLAPSE_POLICIES as unknown as [CollapsePolicy, ...CollapsePolicy[]])
+    .optional(),
   ram: size({ positive: true }).optional(),
   swap: size().optional(),
   seed: z.number().int().optional(),
