@@ -1,7 +1,9 @@
 // The kernel's THP collapse selftests (khugepaged.c, cow.c, prctl_thp_disable.c) as scenario
 // files under test/kernel-selftests/, run for every context, memory type and matrix value they
 // declare, on all four page-table geometries. The limits scale with HPAGE_PMD_NR, so the same
-// files check the boundaries at NR = 512, 2048 and 8192. A table of the results is printed.
+// files check the boundaries at NR = 512, 2048 and 8192. The mthp_*.yaml files are the mTHP
+// collapse cases (mthp_khugepaged context, collapse order 4 on every geometry). A table of the
+// results is printed.
 
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -469,6 +469,13 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
   }
   invariants('sysfs', 'the header');
 
+  /** "hugepages-order<N>/..." names the order-N size directory on this geometry. */
+  const orderPath = (rel: string): string =>
+    rel.replace(
+      /^hugepages-order(\d+)\//,
+      (_, o: string) => `hugepages-${orderSizeKb(geo, Number(o))}kB/`,
+    );
+
   const khugepagedCounters = () => {
     const k = machine.khugepaged();
     return { pages_collapsed: k.pages_collapsed, full_scans: k.full_scans };
@@ -958,7 +965,7 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
       }
       case 'sysfs_push': {
         const values = Object.fromEntries(
-          Object.entries(e.values).map(([k, v]) => [sysfsRelPath(k), String(v)]),
+          Object.entries(e.values).map(([k, v]) => [orderPath(sysfsRelPath(k)), String(v)]),
         );
         sysfsPush(machine, stack, Object.entries(values));
         return { ...rec, values };
@@ -1068,6 +1075,45 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
             );
           }
         }
+        for (const [o, bytes] of Object.entries(e.orders ?? {})) {
+          const actual = entries.reduce((sum, x) => sum + (x.byOrder[Number(o)] ?? 0), 0);
+          const expected = bytes / 1024;
+          checked[`order ${o}`] = { expected, actual };
+          if (want.length === 0 && straddle)
+            throw new ScenarioError(
+              source,
+              at(i),
+              `check ${e.proc}/${e.vma}: smaps counts whole VMAs, and the VMA ${hex(straddle.start)}-${hex(straddle.end)} reaches outside ${hex(r.addr)}-${hex(r.addr + r.length)}; check a range that covers it`,
+            );
+          if (actual !== expected)
+            throw new ScenarioError(
+              source,
+              `${at(i)}.orders.${o}`,
+              `check ${e.proc}/${e.vma}${e.label ? ` "${e.label}"` : ''}: order-${o} folios map ${actual} kB, expected ${expected} kB (byOrder ${JSON.stringify(Object.fromEntries(entries.flatMap((x) => Object.entries(x.byOrder))))}); ${attemptSummary(attempts.filter((a) => a.proc === p.name && a.addr >= r.addr && a.addr < r.addr + r.length))}`,
+            );
+        }
+        if (e.stats) {
+          const mthp = machine.mthpStats();
+          for (const [o, names] of Object.entries(e.stats)) {
+            const size = `${orderSizeKb(geo, Number(o))}kB`;
+            for (const [n, expected] of Object.entries(names)) {
+              const actual = mthp[size]?.[n];
+              if (actual === undefined)
+                throw new ScenarioError(
+                  source,
+                  `${at(i)}.stats.${o}.${n}`,
+                  `check: hugepages-${size}/stats/${n} does not exist on this profile and geometry`,
+                );
+              checked[`hugepages-${size}/stats/${n}`] = { expected, actual };
+              if (actual !== expected)
+                throw new ScenarioError(
+                  source,
+                  `${at(i)}.stats.${o}.${n}`,
+                  `check ${e.proc}/${e.vma}${e.label ? ` "${e.label}"` : ''}: hugepages-${size}/stats/${n} is ${actual}, expected ${expected}`,
+                );
+            }
+          }
+        }
         const out: EventRecord = { ...rec, proc: e.proc, vma: e.vma, ...r, checked };
         if (e.intact) out.intactPages = intact(p, r.addr, r.length, i);
         return out;
@@ -1091,7 +1137,12 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
     const addr = v.start + offset;
     const nr = e.pmds ?? Math.floor((v.length - offset) / geo.pmdSize);
     const length = nr * geo.pmdSize;
-    const expected: CollapseExpect = typeof e.expect === 'string' ? e.expect : e.expect[context];
+    const expected: CollapseExpect =
+      typeof e.expect === 'string'
+        ? e.expect
+        : context === 'mthp_khugepaged'
+          ? (e.expect.mthp_khugepaged ?? e.expect.khugepaged)
+          : e.expect[context];
     const want = expected === 'collapsed';
     const field = hugeField(v.kind);
     const what = `collapse_ctx ${e.proc}/${e.vma}${e.label ? ` "${e.label}"` : ''} (${context} context, ${v.kind})`;
@@ -1107,6 +1158,7 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
       context,
       expected,
     };
+    if (context === 'mthp_khugepaged') return mthpCollapseCtx(e, i, out, p, v, addr, length, want);
     // Sanity check: the range must not be PMD-mapped already.
     if (e.precheck !== false && hugeAt(p, v, addr) !== 0)
       failed(`unexpected huge page before the collapse (${field} ${hugeAt(p, v, addr) / 1024} kB)`);
@@ -1166,6 +1218,68 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
         failed(
           `MADV_COLLAPSE returned ${c.result} but ${got(bytes)}; ${attemptSummary(eventAttempts)}`,
         );
+    } finally {
+      sysfsPop(machine, stack);
+    }
+    return out;
+  };
+
+  /** Mapped kB of order-`o` folios in [addr, addr + length) (smaps byOrder of the VMAs in it). */
+  const orderKbAt = (p: ProcRef, addr: number, length: number, o: number): number =>
+    machine
+      .smaps(p.mm)
+      .filter((x) => x.end > addr && x.start < addr + length)
+      .reduce((sum, x) => sum + (x.byOrder[o] ?? 0), 0);
+
+  /**
+   * The mthp_khugepaged context (kernel-selftests.md section 3.1): enabled = never (so the PMD
+   * size, inherit, is off), every size never but order c = always; MADV_HUGEPAGE; wait for two
+   * full scans or until the range holds the expected number of order-c folios.
+   */
+  const mthpCollapseCtx = (
+    e: EventOf<'collapse_ctx'>,
+    i: number,
+    out: EventRecord,
+    p: ProcRef,
+    v: VmaRef,
+    addr: number,
+    length: number,
+    want: boolean,
+  ): EventRecord => {
+    const c = e.order ?? 4;
+    const what = `collapse_ctx ${e.proc}/${e.vma}${e.label ? ` "${e.label}"` : ''} (mthp_khugepaged context, order ${c})`;
+    if (v.kind !== 'anon' || c >= geo.pmdOrder || !(geo.anonOrders & (1 << c)))
+      throw new ScenarioError(
+        source,
+        at(i),
+        `${what}: needs anon memory and a supported mTHP order below the PMD order ${geo.pmdOrder}`,
+      );
+    const folioKb = orderSizeKb(geo, c);
+    const wantKb = (e.folios ?? (want ? length / (folioKb * 1024) : 0)) * folioKb;
+    const failed = (detail: string): never => {
+      throw new ScenarioError(source, `${at(i)}.expect`, `${what}: ${detail}`);
+    };
+    const settings = madviseContextSettings(machine).filter(([f]) => !f.includes('shmem'));
+    settings.push([`hugepages-${folioKb}kB/enabled`, 'always']);
+    sysfsPush(machine, stack, settings);
+    try {
+      machine.madvise(p.mm, addr, length, 'hugepage');
+      const before = machine.khugepaged().full_scans;
+      const ms = machine.waitKhugepaged(
+        2,
+        khugepagedWaitMs(length),
+        () => wantKb > 0 && orderKbAt(p, addr, length, c) === wantKb,
+      );
+      const k = khugepagedCounters();
+      Object.assign(out, { ms, ...k });
+      const kb = orderKbAt(p, addr, length, c);
+      out.observed = kb === 0 ? 'not_collapsed' : kb === length / 1024 ? 'collapsed' : 'partial';
+      if (kb !== wantKb) {
+        const timedOut = k.full_scans < before + 2;
+        failed(
+          `order-${c} folios map ${kb} kB (${kb / folioKb} folios), expected ${wantKb} kB (${wantKb / folioKb} folios)${timedOut ? `; timed out after ${ms} ms (full_scans ${before} -> ${k.full_scans})` : ''}; ${attemptSummary(eventAttempts)}`,
+        );
+      }
     } finally {
       sysfsPop(machine, stack);
     }

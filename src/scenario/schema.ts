@@ -27,8 +27,11 @@ export const ADVICES = [
 ] as const;
 export const MADVISE_RESULTS = ['ok', 'EINVAL', 'ENOMEM', 'EBUSY', 'EAGAIN'] as const;
 export const THP_DISABLE = ['none', 'all', 'except-advised'] as const;
-/** The kernel selftest's collapse contexts (khugepaged.c: khugepaged_context, madvise_context). */
-export const CONTEXTS = ['khugepaged', 'madvise'] as const;
+/**
+ * The kernel selftest's collapse contexts (khugepaged.c: khugepaged_context, madvise_context;
+ * mthp_khugepaged: the mTHP collapse context of kernel-selftests.md section 3).
+ */
+export const CONTEXTS = ['khugepaged', 'madvise', 'mthp_khugepaged'] as const;
 /** The selftest's memory types: private anonymous, a regular file (read-only), shmem (memfd). */
 export const MEM_TYPES = ['anon', 'file', 'shmem'] as const;
 export const COLLAPSE_EXPECT = ['collapsed', 'not_collapsed'] as const;
@@ -282,6 +285,17 @@ export const EVENT_SCHEMAS = {
     FilePmdMapped: size().optional(),
     Swap: size().optional(),
     huge: count().optional(),
+    /** Mapped bytes per folio order in the range (smaps byOrder), e.g. { 4: "16pmd/..." }. */
+    orders: z
+      .record(z.string().regex(/^[0-9]+$/, { error: 'expected a folio order' }), size())
+      .optional(),
+    /** Per-size stats by order (hugepages-<size>kB/stats), e.g. { 4: { collapse_alloc: NR/16 } }. */
+    stats: z
+      .record(
+        z.string().regex(/^[0-9]+$/, { error: 'expected a folio order' }),
+        z.record(z.string().min(1), count()),
+      )
+      .optional(),
     intact: z.boolean().optional(),
     label: z.string().min(1).optional(),
     ...when,
@@ -292,11 +306,15 @@ export const EVENT_SCHEMAS = {
     vma,
     offset: size().optional(),
     pmds: count({ positive: true }).optional(),
+    /** mthp_khugepaged: the collapse order c (default 4) and the order-c folios expected. */
+    order: count({ positive: true }).optional(),
+    folios: count().optional(),
     expect: z.union([
       z.enum(COLLAPSE_EXPECT),
       z.strictObject({
         khugepaged: z.enum(COLLAPSE_EXPECT),
         madvise: z.enum(COLLAPSE_EXPECT),
+        mthp_khugepaged: z.enum(COLLAPSE_EXPECT).optional(),
       }),
     ]),
     precheck: z.boolean().optional(),
