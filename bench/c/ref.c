@@ -39,6 +39,17 @@
  *     PG_referenced), then the referenced rule. Prints the results (median time, per-result
  *     counts, inspected and referenced totals, a checksum of the last folio of each range) so
  *     bench/khugepaged.ts can check that the JavaScript scan saw the same thing.
+ *
+ *   ref walk <nBitmaps> <seed> <maxPtesNone> <enabledMask> <reps>
+ *
+ * (d) walk (bench/mthp-walk.ts): mTHP collapse's merged (v19) forward walk over the orders of one
+ *     PMD range (forwardWalk in src/khugepaged/mthp/order-walk.ts) for nBitmaps random 512-bit
+ *     occupancy bitmaps (uint32 words, made by the same seeded xorshift32 generator as the
+ *     script): per region max_order_from_offset (ctz), the order's enable bit, the bitmap weight
+ *     of the region (bit by bit in partial words, __builtin_popcount over whole words, as
+ *     PteBitmap.count), collapse_max_ptes_none of the v19 rule, the outcome (SCAN_SUCCEED if the
+ *     region's first bit is set, else SCAN_ALLOC_HUGE_PAGE_FAIL, a soft failure) and the
+ *     soft/hard classes. Prints the median time and a checksum of the (offset, order) attempts.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
@@ -797,7 +808,204 @@ static int main_scan(int argc, char **argv) {
   return 0;
 }
 
+/* ---- (d) walk: the v19 forward walk over the orders of one PMD range ---- */
+
+#define WALK_PMD_ORDER 9
+enum {
+  W_FAIL,
+  W_SUCCEED,
+  W_PTE_MAPPED_HUGEPAGE,
+  W_ALLOC_HUGE_PAGE_FAIL,
+  W_LACK_REFERENCED_PAGE,
+  W_EXCEED_NONE_PTE,
+  W_EXCEED_SWAP_PTE,
+  W_EXCEED_SHARED_PTE,
+  W_PAGE_LOCK,
+  W_PAGE_COUNT,
+  W_PAGE_NULL,
+  W_DEL_PAGE_LRU,
+  W_PTE_NON_PRESENT,
+  W_PTE_UFFD_WP,
+  W_PAGE_LAZYFREE,
+  W_COUNT
+};
+static const char *const W_NAMES[W_COUNT] = {
+    "SCAN_FAIL",          "SCAN_SUCCEED",           "SCAN_PTE_MAPPED_HUGEPAGE",
+    "SCAN_ALLOC_HUGE_PAGE_FAIL", "SCAN_LACK_REFERENCED_PAGE", "SCAN_EXCEED_NONE_PTE",
+    "SCAN_EXCEED_SWAP_PTE", "SCAN_EXCEED_SHARED_PTE", "SCAN_PAGE_LOCK",
+    "SCAN_PAGE_COUNT",    "SCAN_PAGE_NULL",         "SCAN_DEL_PAGE_LRU",
+    "SCAN_PTE_NON_PRESENT", "SCAN_PTE_UFFD_WP",     "SCAN_PAGE_LAZYFREE"};
+
+/* The SOFT set of order-walk.ts: failures after which a smaller order is worth a try. */
+static inline int walk_soft(int r) { return r >= W_ALLOC_HUGE_PAGE_FAIL && r <= W_PAGE_LAZYFREE; }
+
+static uint32_t xs_state;
+static inline uint32_t xs_next(void) {
+  uint32_t x = xs_state;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return xs_state = x;
+}
+
+/* The bitmaps of bench/mthp-walk.ts (makeBitmaps): 16 words of 32 bits each. */
+static void make_bitmaps(uint32_t *words, int n, uint32_t seed) {
+  xs_state = seed ? seed : 1;
+  for (int b = 0; b < n; b++) {
+    uint32_t r = xs_next();
+    uint32_t kind = r & 3, base = (r >> 2) % 17;
+    for (int w = 0; w < PTRS / 32; w++) {
+      uint32_t k = kind == 0   ? base
+                   : kind == 1 ? xs_next() % 17
+                   : kind == 2 ? ((xs_next() & 1) ? 16 : 0)
+                               : 12 + xs_next() % 5;
+      uint32_t word = 0;
+      for (int bit = 0; bit < 32; bit++)
+        if ((xs_next() & 15) < k) word |= 1u << bit;
+      words[b * (PTRS / 32) + w] = word;
+    }
+  }
+}
+
+static inline int bm_test(const uint32_t *w, int i) { return (w[i >> 5] >> (i & 31)) & 1; }
+
+/* PteBitmap.count: leading partial word bit by bit, whole words by popcount, trailing bits. */
+static inline int bm_count(const uint32_t *w, int start, int n) {
+  int total = 0, i = start, end = start + n;
+  while (i < end && (i & 31)) total += bm_test(w, i++);
+  while (i + 32 <= end) {
+    total += __builtin_popcount(w[i >> 5]);
+    i += 32;
+  }
+  while (i < end) total += bm_test(w, i++);
+  return total;
+}
+
+/* maxPtesNoneV19 for khugepaged (not MADV_COLLAPSE), no uffd. */
+static inline int max_ptes_none_v19(int sysfs, int order) {
+  if (order == WALK_PMD_ORDER) return sysfs;
+  if (sysfs == PTRS - 1) return (1 << order) - 1;
+  return 0;
+}
+
+static inline int max_order_from_offset(int offset) {
+  if (offset == 0) return WALK_PMD_ORDER;
+  int o = __builtin_ctz((unsigned)offset);
+  return o < WALK_PMD_ORDER ? o : WALK_PMD_ORDER;
+}
+
+typedef struct {
+  int64_t result[W_COUNT];
+  int64_t attempts, collapsed;
+  uint32_t hash;
+} walk_tally_t;
+
+static inline void walk_pmd(const uint32_t *bits, int enabled, int sysfs, int unmapped,
+                            walk_tally_t *t) {
+  int offset = 0, order = WALK_PMD_ORDER, collapsed = 0, alloc_failed = 0, last = W_FAIL;
+  int result = -1;
+  uint32_t h = t->hash;
+  while (offset < PTRS) {
+    int n = 1 << order;
+    int advance = 0;
+    if (enabled & (1 << order)) {
+      int occupied = bm_count(bits, offset, n) + (order == WALK_PMD_ORDER ? unmapped : 0);
+      if (occupied >= n - max_ptes_none_v19(sysfs, order)) {
+        /* The attempt: recorded, then the deterministic outcome. */
+        t->attempts++;
+        h = h * 31u + (uint32_t)((offset << 4) | order);
+        int r = bm_test(bits, offset) ? W_SUCCEED : W_ALLOC_HUGE_PAGE_FAIL;
+        if (r == W_SUCCEED) {
+          collapsed += n;
+          advance = 1;
+        } else if (r == W_PTE_MAPPED_HUGEPAGE)
+          advance = 1;
+        else if (walk_soft(r)) {
+          last = r;
+          if (r == W_ALLOC_HUGE_PAGE_FAIL) alloc_failed = 1;
+        } else {
+          result = r;
+          break;
+        }
+      }
+    }
+    if (!advance && order > 2 && (enabled & ((1 << order) - 1) & ~3)) {
+      order--;
+      continue;
+    }
+    offset += 1 << order;
+    order = max_order_from_offset(offset);
+  }
+  if (result < 0) result = collapsed ? W_SUCCEED : alloc_failed ? W_ALLOC_HUGE_PAGE_FAIL : last;
+  t->hash = h;
+  t->result[result]++;
+  t->collapsed += collapsed;
+}
+
+static __attribute__((noinline)) void walk_all(const uint32_t *words, int n, int enabled,
+                                               int sysfs, walk_tally_t *t) {
+  memset(t, 0, sizeof(*t));
+  for (int b = 0; b < n; b++) walk_pmd(words + (int64_t)b * (PTRS / 32), enabled, sysfs, 0, t);
+}
+
+static int main_walk(int argc, char **argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: %s walk nBitmaps seed maxPtesNone enabledMask reps\n", argv[0]);
+    return 2;
+  }
+  int n = atoi(argv[2]);
+  uint32_t seed = (uint32_t)strtoul(argv[3], NULL, 10);
+  volatile int knob_src[2] = {atoi(argv[4]), atoi(argv[5])};
+  int sysfs = knob_src[0], enabled = knob_src[1];
+  int reps = atoi(argv[6]);
+  if (n <= 0 || reps < 1 || reps > 64 || sysfs < 0 || sysfs > PTRS - 1) {
+    fprintf(stderr, "bad arguments\n");
+    return 2;
+  }
+  uint32_t *words = xcalloc((size_t)n * (PTRS / 32), sizeof(uint32_t));
+  make_bitmaps(words, n, seed);
+  uint32_t bitmap_hash = 0;
+  for (int64_t i = 0; i < (int64_t)n * (PTRS / 32); i++) bitmap_hash = bitmap_hash * 31u + words[i];
+  double *wall = xcalloc((size_t)reps, sizeof(double));
+  double *cpu = xcalloc((size_t)reps, sizeof(double));
+  walk_tally_t t, first;
+  for (int r = 0; r < reps + 1; r++) {
+    double c0 = cpu_now(), w0 = now();
+    walk_all(words, n, enabled, sysfs, &t);
+    double c1 = cpu_now(), w1 = now();
+    if (r == 0) {
+      first = t; /* warm-up */
+      continue;
+    }
+    if (t.hash != first.hash || t.attempts != first.attempts) {
+      fprintf(stderr, "walk results changed\n");
+      return 1;
+    }
+    wall[r - 1] = w1 - w0;
+    cpu[r - 1] = c1 - c0;
+  }
+  printf("{\"n\": %d, \"maxPtesNone\": %d, \"enabled\": %d, \"bitmapHash\": %u, ", n, sysfs,
+         enabled, bitmap_hash);
+  printf("\"median_s\": %.9f, \"cpu_median_s\": %.9f, \"samples_s\": ", median(wall, reps),
+         median(cpu, reps));
+  print_list(wall, reps);
+  printf(", \"attempts\": %lld, \"collapsed\": %lld, \"hash\": %u, \"results\": {",
+         (long long)t.attempts, (long long)t.collapsed, t.hash);
+  int firstName = 1;
+  for (int i = 0; i < W_COUNT; i++)
+    if (t.result[i]) {
+      printf("%s\"%s\": %lld", firstName ? "" : ", ", W_NAMES[i], (long long)t.result[i]);
+      firstName = 0;
+    }
+  printf("}}\n");
+  free(words);
+  free(wall);
+  free(cpu);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "walk") == 0) return main_walk(argc, argv);
   if (argc > 1 && strcmp(argv[1], "scan") == 0) return main_scan(argc, argv);
   if (argc != 6) {
     fprintf(stderr, "usage: %s nPages ramPages startVpn faultReps readReps\n", argv[0]);
