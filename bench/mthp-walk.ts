@@ -9,9 +9,8 @@
 // Options: --bitmaps N, --seed N (uint32, not 0), --reps N (<= 64), --no-c.
 
 import Table from 'cli-table3';
-import type { ScanResult } from '../src/khugepaged/scan-result.ts';
 import { PteBitmap, popcount32 } from '../src/khugepaged/mthp/bitmap.ts';
-import { type WalkInput, forwardWalk } from '../src/khugepaged/mthp/order-walk.ts';
+import { ForwardWalk, type WalkInput } from '../src/khugepaged/mthp/order-walk.ts';
 import { type ThresholdInput, maxPtesNoneV19 } from '../src/khugepaged/mthp/thresholds.ts';
 import { fmt, int, machineInfo, median, runCJson, withCReference, writeResults } from './common.ts';
 
@@ -129,17 +128,16 @@ function walkAll(bitmaps: PteBitmap[], sysfs: number): Tally {
       maxPtesNone: (order) => maxPtesNoneV19(t, order),
       unmapped: 0,
     };
-    const walk = forwardWalk(w);
-    let step = walk.next();
-    while (!step.done) {
-      const { offset, order } = step.value;
+    const walk = new ForwardWalk(w);
+    while (walk.next()) {
+      const { offset, order } = walk;
       attempts++;
       hash = (Math.imul(hash, 31) + ((offset << 4) | order)) >>> 0;
-      const r: ScanResult = bits.test(offset) ? 'SCAN_SUCCEED' : 'SCAN_ALLOC_HUGE_PAGE_FAIL';
-      step = walk.next(r);
+      walk.report(bits.test(offset) ? 'SCAN_SUCCEED' : 'SCAN_ALLOC_HUGE_PAGE_FAIL');
     }
-    results[step.value.result] = (results[step.value.result] ?? 0) + 1;
-    collapsed += step.value.collapsed;
+    const out = walk.outcome();
+    results[out.result] = (results[out.result] ?? 0) + 1;
+    collapsed += out.collapsed;
   }
   return { attempts, collapsed, hash, results };
 }

@@ -4,12 +4,12 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PteBitmap, popcount32 } from '../src/khugepaged/mthp/bitmap.ts';
 import {
+  ForwardWalk,
+  type OrderWalk,
   type Region,
+  StackWalk,
   type WalkInput,
-  type WalkOutcome,
-  forwardWalk,
   maxOrderFromOffset,
-  stackWalk,
 } from '../src/khugepaged/mthp/order-walk.ts';
 import {
   maxPtesNoneV11Cap,
@@ -19,17 +19,14 @@ import {
 import { SCAN_RESULTS, type ScanResult } from '../src/khugepaged/scan-result.ts';
 
 /** Drive a walk with an outcome per attempt; returns the attempts and the outcome. */
-function drive(
-  walk: Generator<Region, WalkOutcome, ScanResult>,
-  outcome: (r: Region, i: number) => ScanResult,
-) {
+function drive(walk: OrderWalk, outcome: (r: Region, i: number) => ScanResult) {
   const attempts: Region[] = [];
-  let step = walk.next();
-  while (!step.done) {
-    attempts.push(step.value);
-    step = walk.next(outcome(step.value, attempts.length - 1));
+  while (walk.next()) {
+    const region = { offset: walk.offset, order: walk.order };
+    attempts.push(region);
+    walk.report(outcome(region, attempts.length - 1));
   }
-  return { attempts, outcome: step.value };
+  return { attempts, outcome: walk.outcome() };
 }
 
 function bitmapOf(nr: number, occupied: (i: number) => boolean): PteBitmap {
@@ -94,7 +91,7 @@ describe('order walk', () => {
         maxPtesNoneV19({ sysfs: 0, nr: 512, pmdOrder: 9, uffd: false, madvise: false }, o),
       unmapped: 0,
     };
-    const { attempts, outcome } = drive(forwardWalk(w), () => 'SCAN_SUCCEED');
+    const { attempts, outcome } = drive(new ForwardWalk(w), () => 'SCAN_SUCCEED');
     expect(attempts).toEqual(Array.from({ length: 18 }, (_, i) => ({ offset: 16 * i, order: 4 })));
     expect(outcome).toEqual({ result: 'SCAN_SUCCEED', collapsed: 18 * 16 });
     // With 511 the PMD is tried first; if its allocation fails every 64K block with a page follows.
@@ -103,7 +100,7 @@ describe('order walk', () => {
       maxPtesNone: (o: number) =>
         maxPtesNoneV19({ sysfs: 511, nr: 512, pmdOrder: 9, uffd: false, madvise: false }, o),
     };
-    const r = drive(forwardWalk(w511), (reg) =>
+    const r = drive(new ForwardWalk(w511), (reg) =>
       reg.order === 9 ? 'SCAN_ALLOC_HUGE_PAGE_FAIL' : 'SCAN_SUCCEED',
     );
     expect(r.attempts[0]).toEqual({ offset: 0, order: 9 });
@@ -121,7 +118,7 @@ describe('order walk', () => {
       maxPtesNone: () => 0,
       unmapped: 1,
     };
-    const r = drive(forwardWalk(w), () => 'SCAN_PMD_MAPPED');
+    const r = drive(new ForwardWalk(w), () => 'SCAN_PMD_MAPPED');
     expect(r.attempts).toEqual([{ offset: 0, order: 9 }]);
     expect(r.outcome.result).toBe('SCAN_PMD_MAPPED');
   });
@@ -161,8 +158,8 @@ describe('order walk', () => {
           };
           // The outcome of an attempt depends only on the region, the same for both walks.
           const outcome = (r: Region) => results[(r.offset * 31 + r.order * 7) % results.length];
-          const a = drive(forwardWalk(w), outcome);
-          const b = drive(stackWalk(w), outcome);
+          const a = drive(new ForwardWalk(w), outcome);
+          const b = drive(new StackWalk(w), outcome);
           expect(b.attempts).toEqual(a.attempts);
           expect(b.outcome).toEqual(a.outcome);
         },

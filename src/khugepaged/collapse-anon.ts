@@ -67,7 +67,7 @@ function* collapseSwapin(
   referenced: number,
 ): Step<ScanResult> {
   const nr = k.geo.ptrsPerPte;
-  const n = 2 ** order;
+  const n = 1 << order;
   let swappedIn = 0;
   let result: ScanResult = 'SCAN_SUCCEED';
   for (let i = 0; i < n; i++) {
@@ -127,7 +127,7 @@ function isolate(
 ): Isolated {
   const f = k.folios;
   const pte = k.pt.pte;
-  const nr = 2 ** order;
+  const nr = 1 << order;
   const pmd = order === k.geo.pmdOrder;
   const base = pteT * pte.entriesPerTable + idx;
   const out: Isolated = { result: 'SCAN_SUCCEED', folios: [], referenced: 0, noneOrZero: 0 };
@@ -219,7 +219,7 @@ function copyAndRelease(
 ): void {
   const f = k.folios;
   const pte = k.pt.pte;
-  const nr = 2 ** f.order[folio];
+  const nr = 1 << f.order[folio];
   const base = pteT * pte.entriesPerTable + idx;
   for (let i = 0; i < nr; i++) {
     const bits = pte.bits[base + i];
@@ -237,7 +237,7 @@ function copyAndRelease(
     const head = f.headOf(val);
     // Batch consecutive pages of one large folio so it never looks partially mapped.
     let n = 1;
-    const last = head + 2 ** f.order[head];
+    const last = head + (1 << f.order[head]);
     while (
       i + n < nr &&
       val + n < last &&

@@ -34,14 +34,14 @@ export class BuddyAllocator {
       let order = this.maxOrder;
       while (
         order > 0 &&
-        (pfn % 2 ** order !== 0 ||
-          pfn + 2 ** order > nrPages ||
-          this.anyReserved(pfn, 2 ** order, reserved))
+        (pfn % (1 << order) !== 0 ||
+          pfn + (1 << order) > nrPages ||
+          this.anyReserved(pfn, 1 << order, reserved))
       )
         order--;
       this.freeBlock(pfn, order);
-      this.freePages += 2 ** order;
-      pfn += 2 ** order;
+      this.freePages += 1 << order;
+      pfn += 1 << order;
     }
   }
 
@@ -80,9 +80,9 @@ export class BuddyAllocator {
     // expand(): return the upper halves to the free lists.
     while (o > order) {
       o--;
-      this.push(pfn + 2 ** o, o);
+      this.push(pfn + (1 << o), o);
     }
-    this.freePages -= 2 ** order;
+    this.freePages -= 1 << order;
     return pfn;
   }
 
@@ -94,7 +94,7 @@ export class BuddyAllocator {
 
   /** __free_one_page: free a block and merge it with free buddies of the same order. */
   free(pfn: number, order: number): void {
-    this.freePages += 2 ** order;
+    this.freePages += 1 << order;
     this.freeBlock(pfn, order);
   }
 
@@ -114,7 +114,7 @@ export class BuddyAllocator {
   /** Free pages counted from the lists (for invariant checks). */
   countFree(): number {
     let n = 0;
-    for (let o = 0; o <= this.maxOrder; o++) n += this.nrFree[o] * 2 ** o;
+    for (let o = 0; o <= this.maxOrder; o++) n += this.nrFree[o] * (1 << o);
     return n;
   }
 }

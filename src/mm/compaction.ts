@@ -97,7 +97,7 @@ export function* tryToCompactPages(k: Kernel, order: number, gfp: number): Step<
     prio: COMPACT_PRIO_ASYNC,
   });
   if (!compactionSuitable(k, order)) return 'COMPACT_SKIPPED';
-  const n = 2 ** order;
+  const n = 1 << order;
   const heads: number[] = [];
   let result: CompactResult = 'COMPACT_COMPLETE';
   for (let start = 0; start + n <= k.nrPages; start += n) {
@@ -146,8 +146,8 @@ function scanBlock(k: Kernel, start: number, n: number, heads: number[]): number
     const fo = freeOrder[pfn];
     if (fo >= 0) {
       // A free buddy block (never larger than this one, or the allocation had not failed).
-      free += 2 ** fo;
-      pfn += 2 ** fo;
+      free += 1 << fo;
+      pfn += 1 << fo;
     } else if (movableAnon(k, pfn)) {
       heads.push(pfn);
       pfn++;

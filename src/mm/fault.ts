@@ -306,7 +306,7 @@ function* doHugePmdWpPage(
   const head = pmd.getVal(pmdT, pmdI);
   if (!(f.flags[head] & PG_ZERO) && f.flags[head] & PG_ANON) {
     if (f.flags[head] & PG_ANON_EXCLUSIVE || f.refcount[head] === 1) {
-      for (let i = 0; i < 2 ** f.order[head]; i++) f.flags[head + i] |= PG_ANON_EXCLUSIVE;
+      for (let i = 0; i < 1 << f.order[head]; i++) f.flags[head + i] |= PG_ANON_EXCLUSIVE;
       pmd.set(pmdT, pmdI, head, bits | B_WRITE | B_DIRTY | B_YOUNG);
       yield unlock(L_PMD_LOCK, pmdT);
       return 0;
@@ -417,7 +417,7 @@ function* allocAnonFolio(
       yield lock(L_RCU, 0);
       for (let o = pmdOrder; o >= 2; o--) {
         if (!(orders & (1 << o))) continue;
-        const n = 2 ** o;
+        const n = 1 << o;
         yield readShared(S_PTE_ENTRY, pteT);
         if (pteRangeNone(k, pteT, Math.floor((vpn % k.geo.ptrsPerPte) / n) * n, n)) break;
         orders &= ~(1 << o);
@@ -481,7 +481,7 @@ function* doAnonymousPage(
     : k.allocFolio(0);
   if (folio === NO_PFN) return VM_FAULT_OOM;
   const order = k.folios.order[folio];
-  const n = 2 ** order;
+  const n = 1 << order;
   const idx = Math.floor(pteI / n) * n;
   yield lock(L_PTE_LOCK, pteT);
   const stillOurs =
@@ -509,7 +509,7 @@ export function mapAnonFolioPtes(
   pteT: number,
   idx: number,
 ): void {
-  const n = 2 ** k.folios.order[folio];
+  const n = 1 << k.folios.order[folio];
   folioAddNewAnon(k, folio, vma, vpn);
   for (let i = 0; i < n; i++) k.folios.flags[folio + i] |= PG_ANON_EXCLUSIVE;
   rmapAddPtes(k, folio, folio, n, vma);
@@ -652,7 +652,7 @@ export function swapCacheMaybeDrop(k: Kernel, folio: number): void {
   const f = k.folios;
   if (!(f.flags[folio] & PG_SWAPCACHE)) return;
   const first = f.swapSlot[folio];
-  const n = 2 ** f.order[folio];
+  const n = 1 << f.order[folio];
   for (let i = 0; i < n; i++) if (k.swap.count[first + i] > 0) return;
   for (let i = 0; i < n; i++) {
     k.swap.cache[first + i] = -1;

@@ -78,7 +78,7 @@ export class FolioTable {
   }
 
   nrPagesOf(head: number): number {
-    return 2 ** this.order[head];
+    return 1 << this.order[head];
   }
 
   isLarge(head: number): boolean {
@@ -99,7 +99,7 @@ export class FolioTable {
 
   /** Turn a freshly allocated block into a folio with one reference (folio_alloc). */
   prep(head: number, order: number): void {
-    const n = 2 ** order;
+    const n = 1 << order;
     this.order[head] = order;
     this.flags[head] = PG_HEAD;
     this.refcount[head] = 1;
@@ -129,7 +129,7 @@ export class FolioTable {
 
   /** Clear the metadata of a folio that goes back to the buddy allocator. */
   reset(head: number): void {
-    const n = 2 ** this.order[head];
+    const n = 1 << this.order[head];
     for (let i = 0; i < n; i++) {
       this.flags[head + i] = 0;
       this.order[head + i] = 0;
@@ -208,7 +208,7 @@ export class FolioTable {
     return (
       this.mapcount[head] > 0 &&
       this.entireMapcount[head] === 0 &&
-      this.nrPagesMapped[head] < 2 ** this.order[head]
+      this.nrPagesMapped[head] < 1 << this.order[head]
     );
   }
 
@@ -227,7 +227,7 @@ export class FolioTable {
     return (
       this.entireMapcount[head] === 0 &&
       this.nrPagesMapped[head] > 0 &&
-      this.nrPagesMapped[head] < 2 ** this.order[head]
+      this.nrPagesMapped[head] < 1 << this.order[head]
     );
   }
 
@@ -253,7 +253,7 @@ export class FolioTable {
    */
   expectedRefcount(head: number): number {
     let r = this.mapcount[head] + this.pincount[head];
-    if (this.flags[head] & (PG_SWAPCACHE | PG_FILE)) r += 2 ** this.order[head];
+    if (this.flags[head] & (PG_SWAPCACHE | PG_FILE)) r += 1 << this.order[head];
     return r;
   }
 }

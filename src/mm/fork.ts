@@ -193,7 +193,7 @@ function* copyHugePmd(
       return false;
     }
     k.folioGet(head);
-    const n = 2 ** f.order[head];
+    const n = 1 << f.order[head];
     for (let i = 0; i < n; i++) f.flags[head + i] &= ~PG_ANON_EXCLUSIVE;
     rmapAddPmd(k, head, dst);
   }
@@ -315,7 +315,7 @@ function copyPresentPtes(
   let nr = 1;
   if (prealloc.pfn === NO_PFN && f.order[head] > 0 && maxNr > 1) {
     // folio_pte_batch
-    const last = head + 2 ** f.order[head];
+    const last = head + (1 << f.order[head]);
     const limit = Math.min(maxNr, last - pfn, pte.entriesPerTable - i);
     while (nr < limit) {
       const b = pte.getBits(srcPteT, i + nr);

@@ -182,7 +182,7 @@ export function checkInvariants(k: Kernel): void {
   for (let pfn = 0; pfn < k.nrPages; pfn++) {
     const fl = f.flags[pfn];
     if (!(fl & PG_HEAD)) continue;
-    const n = 2 ** f.order[pfn];
+    const n = 1 << f.order[pfn];
     allocated += n;
     pfn += n - 1;
     const head = pfn - n + 1;

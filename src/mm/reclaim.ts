@@ -276,7 +276,7 @@ function* shrinkFolio(k: Kernel, head: number): Step<void> {
   if (!(yield* splitFolio(k, head))) return;
   if (order >= k.geo.pmdOrder) k.stats.event('thp_swpout_fallback');
   k.stats.mthpStat(order, 'swpout_fallback');
-  for (let p = head; p < head + 2 ** order; p++) if (liveAnon(k, p)) yield* shrinkFolio(k, p);
+  for (let p = head; p < head + (1 << order); p++) if (liveAnon(k, p)) yield* shrinkFolio(k, p);
 }
 
 /**
@@ -287,7 +287,7 @@ function* swapOutFolio(k: Kernel, head: number, slot: number): Step<void> {
   const f = k.folios;
   const sw = k.swap;
   const order = f.order[head];
-  const n = 2 ** order;
+  const n = 1 << order;
   // add_to_swap: into the swap cache, which holds one reference per page; marked dirty.
   yield lock(L_SWAP_LOCK, SWAP_DEV);
   f.set(head, PG_SWAPCACHE | PG_DIRTY);

@@ -10,7 +10,7 @@ import type { Vma } from './vma.ts';
 /** Pages of the folio that are mapped at all (by a PTE, or by its PMD mapping). */
 function mappedPages(k: Kernel, head: number): number {
   const f = k.folios;
-  return f.entireMapcount[head] > 0 ? 2 ** f.order[head] : f.nrPagesMapped[head];
+  return f.entireMapcount[head] > 0 ? 1 << f.order[head] : f.nrPagesMapped[head];
 }
 
 function modAnonStat(k: Kernel, head: number, before: number): void {
@@ -74,7 +74,7 @@ export function rmapAddPmd(k: Kernel, head: number, vma: Vma): void {
   const before = mappedPages(k, head);
   f.addRmapPmd(head, vma.mm.id);
   modAnonStat(k, head, before);
-  const nr = 2 ** f.order[head];
+  const nr = 1 << f.order[head];
   if (f.flags[head] & PG_ANON) {
     vma.mm.rssAnon += nr;
     if (f.entireMapcount[head] === 1) k.stats.anonThps += nr;
@@ -91,7 +91,7 @@ export function rmapRemovePmd(k: Kernel, head: number, vma: Vma): void {
   const before = mappedPages(k, head);
   const partial = f.removeRmapPmd(head, vma.mm.id);
   modAnonStat(k, head, before);
-  const nr = 2 ** f.order[head];
+  const nr = 1 << f.order[head];
   if (f.flags[head] & PG_ANON) {
     vma.mm.rssAnon -= nr;
     if (f.entireMapcount[head] === 0) k.stats.anonThps -= nr;

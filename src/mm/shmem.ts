@@ -25,7 +25,7 @@ function ordersWithinSize(file: AddressSpace, orders: number, index: number): nu
   for (let o = 31; o >= 1; o--) {
     const bit = 1 << o;
     if (!(orders & bit)) continue;
-    const n = 2 ** o;
+    const n = 1 << o;
     const alignedEnd = Math.ceil((index + 1) / n) * n;
     if (file.size >= alignedEnd) out |= bit;
   }

@@ -101,7 +101,7 @@ function forEachPteMapping(
   fn: (vma: Vma, pteT: number, pteI: number, pfn: number) => void,
 ): void {
   const f = k.folios;
-  const n = 2 ** f.order[head];
+  const n = 1 << f.order[head];
   const ptrs = k.geo.ptrsPerPte;
   for (const vma of anonRmapVmas(k, head)) {
     for (let i = 0; i < n; i++) {
@@ -162,7 +162,7 @@ export function* splitFolio(k: Kernel, head: number): Step<boolean> {
     return false;
   }
   yield* unmapFolioPmds(k, head);
-  const n = 2 ** order;
+  const n = 1 << order;
   const flags = f.flags[head];
   const swapcache = (flags & PG_SWAPCACHE) !== 0;
   if (flags & PG_DEFERRED) k.deferredSplitRemove(head);
@@ -236,7 +236,7 @@ export function thpUnderused(k: Kernel, head: number): boolean {
   const maxNone = k.settings.khugepaged.maxPtesNone;
   // shrink_underused is checked when the THP is queued (deferred_split_folio), not here.
   if (maxNone === k.geo.ptrsPerPte - 1) return false;
-  const n = 2 ** k.folios.order[head];
+  const n = 1 << k.folios.order[head];
   let zeros = 0;
   for (let i = 0; i < n; i++) {
     if (k.folios.data[head + i] === 0) {

@@ -24,7 +24,7 @@ export class SwapDevice {
 
   /** get_swap_pages: a naturally aligned free run of 2^order slots, or -1. Slot 0 is the header. */
   alloc(order: number): number {
-    const n = 2 ** order;
+    const n = 1 << order;
     if (this.nrSlots - this.inuse < n) return -1;
     for (let pass = 0; pass < 2; pass++) {
       let s = pass === 0 ? Math.ceil(this.cursor / n) * n : 0;

@@ -71,7 +71,7 @@ function highestFittingOrders(vma: Vma, orders: number): number {
   for (let o = 31; o >= 0; o--) {
     const bit = 1 << o;
     if (!(orders & bit)) continue;
-    const n = 2 ** o;
+    const n = 1 << o;
     const start = Math.floor((vma.end - n) / n) * n;
     if (start >= vma.start && start + n <= vma.end && fileOffsetAligned(vma, n))
       return orders & ((bit << 1) - 1);
@@ -91,7 +91,7 @@ export function thpVmaSuitableOrders(vma: Vma, vpn: number, orders: number): num
   for (let o = 31; o >= 0; o--) {
     const bit = 1 << o;
     if (!(orders & bit)) continue;
-    const n = 2 ** o;
+    const n = 1 << o;
     const start = Math.floor(vpn / n) * n;
     if (start < vma.start || start + n > vma.end || !fileOffsetAligned(vma, n)) out &= ~bit;
   }

@@ -90,7 +90,7 @@ function* zapPtes(
       }
       // folio_pte_batch: consecutive PTEs mapping consecutive pages of one folio go together,
       // so a large folio unmapped whole never looks partially mapped on the way.
-      const last = head + 2 ** f.order[head];
+      const last = head + (1 << f.order[head]);
       let nr = 1;
       while (vpn + nr < end && val + nr < last) {
         const b = pte.getBits(pteT, i + nr);

@@ -22,18 +22,18 @@ export class PteBitmap {
     return (this.words[i >>> 5] & (1 << (i & 31))) !== 0;
   }
 
-  /** Set bits in [start, start + n) (bitmap_weight of a range). */
+  /** Set bits in [start, start + n) (bitmap_weight of a range), a masked word at a time. */
   count(start: number, n: number): number {
     let total = 0;
-    let i = start;
     const end = start + n;
-    // Leading partial word, whole words, trailing partial word.
-    while (i < end && i & 31) total += this.test(i++) ? 1 : 0;
-    while (i + 32 <= end) {
-      total += popcount32(this.words[i >>> 5]);
-      i += 32;
+    for (let i = start; i < end;) {
+      const bit = i & 31;
+      const take = Math.min(32 - bit, end - i);
+      let word = this.words[i >>> 5] >>> bit;
+      if (take < 32) word &= (1 << take) - 1;
+      total += popcount32(word);
+      i += take;
     }
-    while (i < end) total += this.test(i++) ? 1 : 0;
     return total;
   }
 }

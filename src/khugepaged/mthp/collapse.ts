@@ -8,7 +8,7 @@ import { collapseHugePage } from '../collapse-anon.ts';
 import type { CollapseControl } from '../control.ts';
 import type { PmdScan } from '../scan-pmd.ts';
 import type { ScanResult } from '../scan-result.ts';
-import { type WalkInput, forwardWalk, stackWalk } from './order-walk.ts';
+import { ForwardWalk, StackWalk, type WalkInput } from './order-walk.ts';
 import { maxPtesNoneFor, mthpMaxPtesNoneUnsupported } from './thresholds.ts';
 
 export function* mthpCollapse(
@@ -47,10 +47,9 @@ export function* mthpCollapse(
     maxPtesNone: (order) => threshold(t, order),
     unmapped: scan.unmapped,
   };
-  const walk = k.collapsePolicy === 'v11-stack' ? stackWalk(w) : forwardWalk(w);
-  let step = walk.next();
-  while (!step.done) {
-    const { offset, order } = step.value;
+  const walk = k.collapsePolicy === 'v11-stack' ? new StackWalk(w) : new ForwardWalk(w);
+  while (walk.next()) {
+    const { offset, order } = walk;
     const r: ScanResult = yield* collapseHugePage(
       k,
       mm,
@@ -61,7 +60,7 @@ export function* mthpCollapse(
       cc,
     );
     k.trace('thpsim_mthp_attempt', { mm: mm.id, vpn: vpn + offset, order, result: r });
-    step = walk.next(r);
+    walk.report(r);
   }
-  return step.value.result;
+  return walk.outcome().result;
 }

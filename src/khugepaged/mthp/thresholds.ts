@@ -25,7 +25,7 @@ export function maxPtesNoneV19(t: ThresholdInput, order: number): number {
   if (t.uffd) return 0;
   if (t.madvise) return t.nr;
   if (order === t.pmdOrder) return t.sysfs;
-  if (t.sysfs === t.nr - 1) return 2 ** order - 1;
+  if (t.sysfs === t.nr - 1) return (1 << order) - 1;
   return 0;
 }
 
