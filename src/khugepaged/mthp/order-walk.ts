@@ -32,23 +32,24 @@ export interface WalkOutcome {
 }
 
 /** Failures after which a smaller order at the same offset is worth a try. */
-const SOFT: ReadonlySet<ScanResult> = new Set<ScanResult>([
-  'SCAN_ALLOC_HUGE_PAGE_FAIL',
-  'SCAN_LACK_REFERENCED_PAGE',
-  'SCAN_EXCEED_NONE_PTE',
-  'SCAN_EXCEED_SWAP_PTE',
-  'SCAN_EXCEED_SHARED_PTE',
-  'SCAN_PAGE_LOCK',
-  'SCAN_PAGE_COUNT',
-  'SCAN_PAGE_NULL',
-  'SCAN_DEL_PAGE_LRU',
-  'SCAN_PTE_NON_PRESENT',
-  'SCAN_PTE_UFFD_WP',
-  'SCAN_PAGE_LAZYFREE',
-]);
-
 export function softCollapseFailure(r: ScanResult): boolean {
-  return SOFT.has(r);
+  switch (r) {
+    case 'SCAN_ALLOC_HUGE_PAGE_FAIL':
+    case 'SCAN_LACK_REFERENCED_PAGE':
+    case 'SCAN_EXCEED_NONE_PTE':
+    case 'SCAN_EXCEED_SWAP_PTE':
+    case 'SCAN_EXCEED_SHARED_PTE':
+    case 'SCAN_PAGE_LOCK':
+    case 'SCAN_PAGE_COUNT':
+    case 'SCAN_PAGE_NULL':
+    case 'SCAN_DEL_PAGE_LRU':
+    case 'SCAN_PTE_NON_PRESENT':
+    case 'SCAN_PTE_UFFD_WP':
+    case 'SCAN_PAGE_LAZYFREE':
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** max_order_from_offset: the largest order whose alignment the offset has. */
@@ -101,7 +102,7 @@ abstract class Tally {
       return true;
     }
     if (r === 'SCAN_PTE_MAPPED_HUGEPAGE') return true;
-    if (!SOFT.has(r)) this.hard = r;
+    if (!softCollapseFailure(r)) this.hard = r;
     else {
       this.last = r;
       if (r === 'SCAN_ALLOC_HUGE_PAGE_FAIL') this.allocFailed = true;
