@@ -1,45 +1,9 @@
 // `thpsim collapse` (MADV_COLLAPSE on a range after a scenario), `thpsim run --trace`, the
 // khugepaged timeline of `thpsim run`, and running kernel-selftest files from the command line.
 
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { oneLineError, thpsim } from './support/cli.ts';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../src/scenario/run.ts';
-
-const ROOT = join(import.meta.dirname, '..');
-
-interface CliResult {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-function thpsim(args: string[]): CliResult {
-  const env = { ...process.env };
-  delete env.FORCE_COLOR;
-  try {
-    const stdout = execFileSync('node', [join(ROOT, 'bin/thpsim.js'), ...args], {
-      cwd: ROOT,
-      env,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { status: 0, stdout, stderr: '' };
-  } catch (e) {
-    const err = e as { status?: number | null; stdout?: string; stderr?: string };
-    if (typeof err.status !== 'number') throw e;
-    return { status: err.status, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
-
-function oneLineError(r: CliResult): string {
-  expect(r.status).toBe(1);
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^thpsim: /);
-  return lines[0];
-}
 
 interface CollapseJson {
   scenario: string;
@@ -131,12 +95,18 @@ describe('thpsim collapse', () => {
 
   it('bad input is a one-line error with exit status 1', () => {
     expect(
-      oneLineError(thpsim(['collapse', 'khugepaged-timeline', '--proc', 'app', '--vma', 'stack'])),
+      oneLineError(
+        thpsim(['collapse', 'khugepaged-timeline', '--proc', 'app', '--vma', 'stack']),
+        1,
+      ),
     ).toBe(
       'thpsim: examples/khugepaged-timeline.yaml: process "app" has no vma "stack" at the end of the run (known: cache, heap)',
     );
     expect(
-      oneLineError(thpsim(['collapse', 'khugepaged-timeline', '--proc', 'ghost', '--vma', 'heap'])),
+      oneLineError(
+        thpsim(['collapse', 'khugepaged-timeline', '--proc', 'ghost', '--vma', 'heap']),
+        1,
+      ),
     ).toMatch(/no live process "ghost" at the end of the run \(live: app, worker\)$/);
     expect(
       oneLineError(
@@ -150,11 +120,12 @@ describe('thpsim collapse', () => {
           '--length',
           '2 megs',
         ]),
+        1,
       ),
     ).toBe(
       'thpsim: --length: expected a size like "2MiB", "1pmd" or "(NR/2) pages", got "2 megs" (unknown unit "megs")',
     );
-    expect(oneLineError(thpsim(['collapse', 'khugepaged-timeline', '--vma', 'heap']))).toContain(
+    expect(oneLineError(thpsim(['collapse', 'khugepaged-timeline', '--vma', 'heap']), 1)).toContain(
       "required option '--proc <name>' not specified",
     );
   });
@@ -246,13 +217,17 @@ describe('thpsim run: khugepaged timeline and trace', () => {
     );
     expect(text).toMatch(/khugepaged context: collapsed, as expected/);
     expect(
-      oneLineError(thpsim(['run', 'test/kernel-selftests/collapse_empty.yaml', '--mem', 'file'])),
+      oneLineError(
+        thpsim(['run', 'test/kernel-selftests/collapse_empty.yaml', '--mem', 'file']),
+        1,
+      ),
     ).toBe(
       'thpsim: test/kernel-selftests/collapse_empty.yaml: mem "file" is not one of this scenario\'s: anon',
     );
     expect(
       oneLineError(
         thpsim(['run', 'test/kernel-selftests/collapse_empty.yaml', '--variant', 'oops']),
+        1,
       ),
     ).toBe('thpsim: --variant: expected name=value, got "oops"');
     expect(
@@ -263,6 +238,7 @@ describe('thpsim run: khugepaged timeline and trace', () => {
           '--geometry',
           'arm64-64k',
         ]),
+        1,
       ),
     ).toMatch(
       /skipped on this geometry: collapse_compound_extreme\(\) is skipped where the PMD is larger than 32 MiB/,

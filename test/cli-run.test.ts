@@ -1,39 +1,12 @@
 // The CLI commands that run the model behind Machine: `run` (built-in default and every example)
 // and `sysfs`. They pass once the Machine facade is implemented.
 
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ROOT, thpsim } from './support/cli.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../src/scenario/run.ts';
-
-const ROOT = join(import.meta.dirname, '..');
-
-interface CliResult {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-function thpsim(args: string[]): CliResult {
-  const env = { ...process.env };
-  delete env.FORCE_COLOR;
-  try {
-    const stdout = execFileSync('node', [join(ROOT, 'bin/thpsim.js'), ...args], {
-      cwd: ROOT,
-      env,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { status: 0, stdout, stderr: '' };
-  } catch (e) {
-    const err = e as { status?: number | null; stdout?: string; stderr?: string };
-    if (typeof err.status !== 'number') throw e;
-    return { status: err.status, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
 
 function ok(args: string[]): string {
   const r = thpsim(args);

@@ -2,47 +2,11 @@
 // contract (one line `thpsim: <message>` on stderr, non-zero exit, no stack trace). These tests do
 // not need the model behind Machine; cli-run.test.ts covers the commands that run it.
 
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { oneLineError, thpsim } from './support/cli.ts';
 import { afterAll, describe, expect, it } from 'vitest';
-
-const ROOT = join(import.meta.dirname, '..');
-
-interface CliResult {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-function thpsim(args: string[]): CliResult {
-  const env = { ...process.env };
-  delete env.FORCE_COLOR;
-  try {
-    const stdout = execFileSync('node', [join(ROOT, 'bin/thpsim.js'), ...args], {
-      cwd: ROOT,
-      env,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return { status: 0, stdout, stderr: '' };
-  } catch (e) {
-    const err = e as { status?: number | null; stdout?: string; stderr?: string };
-    if (typeof err.status !== 'number') throw e;
-    return { status: err.status, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
-
-/** One line `thpsim: ...` on stderr, a non-zero status, and no stack trace. */
-function oneLineError(r: CliResult): string {
-  expect(r.status).not.toBe(0);
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^thpsim: /);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
-  return lines[0];
-}
 
 const tmp = mkdtempSync(join(tmpdir(), 'thpsim-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
