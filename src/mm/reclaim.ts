@@ -97,6 +97,33 @@ function pteBatch(k: Kernel, pteT: number, i: number, endI: number, pfn: number,
   return nr;
 }
 
+interface Resplit {
+  /** The PTE table, locked again (0: it went away meanwhile). */
+  pteT: number;
+  /** PTEs to step over: the folio's when it stays whole. */
+  skip: number;
+}
+
+/**
+ * A large folio only partly inside the range (madvise_cold_or_pageout_pte_range and
+ * madvise_free_pte_range alike): split it with the PTE lock dropped, so the covered pages can be
+ * handled alone. A shared folio is left as it is, and so is one that fails to split.
+ */
+function* splitPartlyCovered(
+  k: Kernel,
+  head: number,
+  nr: number,
+  pmdT: number,
+  pmdI: number,
+  pteT: number,
+): Step<Resplit> {
+  if (k.folios.maybeMappedShared(head)) return { pteT, skip: nr };
+  yield unlock(L_PTE_LOCK, pteT);
+  const split: boolean = yield* splitFolio(k, head);
+  const relocked: number = yield* lockPteTable(k, pmdT, pmdI);
+  return { pteT: relocked, skip: split ? 0 : nr };
+}
+
 /** pte_offset_map_lock: lock the PTE table the PMD entry points at now; 0 if there is none. */
 function* lockPteTable(k: Kernel, pmdT: number, pmdI: number): Step<number> {
   const pmd = k.pt.pmd;
@@ -214,17 +241,11 @@ function* pageoutPtes(
     if (n > 1) {
       nr = pteBatch(k, pteT, i, endI, pfn, head);
       if (nr < n) {
-        // A large folio not wholly mapped in range: split it so the covered pages can go
-        // alone; a shared one is left, and so is one that fails to split.
-        if (f.maybeMappedShared(head)) {
-          i += nr;
-          continue;
-        }
-        yield unlock(L_PTE_LOCK, pteT);
-        const split: boolean = yield* splitFolio(k, head);
-        pteT = yield* lockPteTable(k, pmdT, pmdI);
-        if (!pteT) return;
-        if (!split) i += nr;
+        // A large folio not wholly mapped in range: the covered pages go alone.
+        const r: Resplit = yield* splitPartlyCovered(k, head, nr, pmdT, pmdI, pteT);
+        if (!r.pteT) return;
+        pteT = r.pteT;
+        i += r.skip;
         continue;
       }
     }
@@ -603,16 +624,11 @@ function* freePtes(
     if (n > 1) {
       nr = pteBatch(k, pteT, i, endI, pfn, head);
       if (nr < n) {
-        // Partly covered: split it so only the covered pages become lazy-free; skip on failure.
-        if (f.maybeMappedShared(head)) {
-          i += nr;
-          continue;
-        }
-        yield unlock(L_PTE_LOCK, pteT);
-        const split: boolean = yield* splitFolio(k, head);
-        pteT = yield* lockPteTable(k, pmdT, pmdI);
-        if (!pteT) return;
-        if (!split) i += nr;
+        // Partly covered: only the covered pages become lazy-free.
+        const r: Resplit = yield* splitPartlyCovered(k, head, nr, pmdT, pmdI, pteT);
+        if (!r.pteT) return;
+        pteT = r.pteT;
+        i += r.skip;
         continue;
       }
     }
