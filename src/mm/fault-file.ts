@@ -137,10 +137,10 @@ function* doFault(
   const index = vma.linearIndex(vpn);
   // Beyond i_size the kernel raises SIGBUS; the model has one signal for a failed access.
   if (index >= file.size) return VM_FAULT_SIGSEGV;
-  if (!write) return yield* doReadFault(k, file, vma, vpn, pmdT, pmdI, orig);
+  if (!write) return yield* doMapFault(k, file, vma, vpn, pmdT, pmdI, orig, false);
   if (!(vma.flags & VM_SHARED))
     return yield* doCowFault(k, file, vma, vpn, pmdT, pmdI, vmaLock, orig);
-  return yield* doSharedFault(k, file, vma, vpn, pmdT, pmdI, orig);
+  return yield* doMapFault(k, file, vma, vpn, pmdT, pmdI, orig, true);
 }
 
 interface LockedFolio {
@@ -196,8 +196,12 @@ function* releaseFolio(k: Kernel, head: number): Step<void> {
   k.folioPut(head);
 }
 
-/** do_read_fault: map the page-cache page (or the whole PMD-sized folio). */
-function* doReadFault(
+/**
+ * do_read_fault, and do_shared_fault when `shared`: map the page-cache page (or the whole
+ * PMD-sized folio); a shared write maps it writable and dirties the folio (page_mkwrite +
+ * fault_dirty_shared_page).
+ */
+function* doMapFault(
   k: Kernel,
   file: AddressSpace,
   vma: Vma,
@@ -205,6 +209,7 @@ function* doReadFault(
   pmdT: number,
   pmdI: number,
   orig: number,
+  shared: boolean,
 ): Step<number> {
   const index = vma.linearIndex(vpn);
   const got: LockedFolio = yield* faultGetFolio(k, file, index, vma, vpn);
@@ -219,29 +224,10 @@ function* doReadFault(
     pmdI,
     got.head,
     page,
-    false,
+    shared,
     orig,
   );
-  yield* releaseFolio(k, got.head);
-  return got.ret | ret;
-}
-
-/** do_shared_fault: map the page writable and dirty the folio (page_mkwrite + fault_dirty_shared_page). */
-function* doSharedFault(
-  k: Kernel,
-  file: AddressSpace,
-  vma: Vma,
-  vpn: number,
-  pmdT: number,
-  pmdI: number,
-  orig: number,
-): Step<number> {
-  const index = vma.linearIndex(vpn);
-  const got: LockedFolio = yield* faultGetFolio(k, file, index, vma, vpn);
-  if (got.head === NONE) return got.ret;
-  const page = folioFilePage(k, got.head, index);
-  const ret: number = yield* finishFault(k, file, vma, vpn, pmdT, pmdI, got.head, page, true, orig);
-  k.folios.set(got.head, PG_DIRTY);
+  if (shared) k.folios.set(got.head, PG_DIRTY);
   yield* releaseFolio(k, got.head);
   return got.ret | ret;
 }
