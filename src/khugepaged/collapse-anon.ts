@@ -27,6 +27,8 @@ import {
   L_RCU,
   type Step,
   lock,
+  tlbFlushRange,
+  tlbRemoveTableSyncOne,
   unlock,
 } from '../mm/step.ts';
 import { vmaStartWrite } from '../mm/vma-ops.ts';
@@ -205,33 +207,43 @@ function releaseIsolated(k: Kernel, folios: number[]): void {
   }
 }
 
+/** The 2^order PTE values a copy reads: a range of a table, or a snapshot taken before clearing. */
+interface PteSource {
+  bits: Uint16Array;
+  val: Int32Array;
+  base: number;
+}
+
+function tableSource(k: Kernel, pteT: number, idx: number): PteSource {
+  const pte = k.pt.pte;
+  return { bits: pte.bits, val: pte.val, base: pteT * pte.entriesPerTable + idx };
+}
+
 /**
- * __collapse_huge_page_copy and _succeeded: copy the data (zero for none/zero PTEs), then unmap
- * the old pages from the detached table and drop their references.
+ * __collapse_huge_page_copy and _succeeded: copy the data (zero for none/zero PTEs), then drop
+ * the old pages' mappings and references. With `clear` the PTEs are cleared on the way (the
+ * detached table); without, the caller cleared and flushed them before the copy.
  */
 function copyAndRelease(
   k: Kernel,
   vma: Vma,
-  pteT: number,
-  idx: number,
+  src: PteSource,
+  clear: { pteT: number; idx: number } | null,
   folio: number,
   isolated: number[],
 ): void {
   const f = k.folios;
   const pte = k.pt.pte;
   const nr = 1 << f.order[folio];
-  const base = pteT * pte.entriesPerTable + idx;
-  for (let i = 0; i < nr; i++) {
-    const bits = pte.bits[base + i];
-    const val = pte.val[base + i];
-    f.data[folio + i] = pteNoneOrZero(f, bits, val) ? 0 : f.data[val];
-  }
+  const { bits: sb, val: sv, base } = src;
+  for (let i = 0; i < nr; i++)
+    f.data[folio + i] = pteNoneOrZero(f, sb[base + i], sv[base + i]) ? 0 : f.data[sv[base + i]];
   releaseIsolated(k, isolated);
   for (let i = 0; i < nr; i++) {
-    const bits = pte.bits[base + i];
-    const val = pte.val[base + i];
+    const bits = sb[base + i];
+    const val = sv[base + i];
     if (pteNoneOrZero(f, bits, val)) {
-      if ((bits & E_TYPE_MASK) !== 0) pte.clear(pteT, idx + i);
+      if (clear && (bits & E_TYPE_MASK) !== 0) pte.clear(clear.pteT, clear.idx + i);
       continue;
     }
     const head = f.headOf(val);
@@ -241,15 +253,73 @@ function copyAndRelease(
     while (
       i + n < nr &&
       val + n < last &&
-      (pte.bits[base + i + n] & E_TYPE_MASK) === E_PRESENT &&
-      pte.val[base + i + n] === val + n
+      (sb[base + i + n] & E_TYPE_MASK) === E_PRESENT &&
+      sv[base + i + n] === val + n
     )
       n++;
-    for (let j = 0; j < n; j++) pte.clear(pteT, idx + i + j);
+    if (clear) for (let j = 0; j < n; j++) pte.clear(clear.pteT, clear.idx + i + j);
     rmapRemovePtes(k, head, val, n, vma);
     k.folioPut(head, n);
     i += n - 1;
   }
+}
+
+/**
+ * The pte-level design (not in any kernel): collapse the region inside the attached table, under
+ * the PTE lock from isolation to install. Only the region's PTEs are cleared; the TLB range is
+ * flushed and GUP-fast synchronised (tlb_remove_table_sync_one) before the old pages are read,
+ * so no CPU can still write through a stale translation, and the table, the PMD and every other
+ * PTE stay as they were: walkers of other VMAs sharing the table never see a change.
+ */
+function* collapsePteLevel(
+  k: Kernel,
+  vma: Vma,
+  vpn: number,
+  order: number,
+  folio: number,
+  pteT: number,
+  idx: number,
+  cc: CollapseControl,
+): Step<{ result: ScanResult; isolated: number }> {
+  const pte = k.pt.pte;
+  const n = 1 << order;
+  yield lock(L_RCU, 0);
+  yield lock(L_PTE_LOCK, pteT);
+  const iso = isolate(k, vma, pteT, idx, order, cc);
+  traceIsolate(k, iso, order);
+  if (iso.result === 'SCAN_SUCCEED') {
+    const base = pteT * pte.entriesPerTable + idx;
+    const snap: PteSource = {
+      bits: pte.bits.slice(base, base + n),
+      val: pte.val.slice(base, base + n),
+      base: 0,
+    };
+    for (let i = 0; i < n; i++) pte.clear(pteT, idx + i);
+    // flush_tlb_range over the region, then the IPI that waits out GUP-fast walkers.
+    yield tlbFlushRange(vma.mm.id);
+    yield tlbRemoveTableSyncOne();
+    copyAndRelease(k, vma, snap, null, folio, iso.folios);
+    mapAnonFolioPtes(k, vma, vpn, folio, pteT, idx);
+  }
+  yield unlock(L_PTE_LOCK, pteT);
+  yield unlock(L_RCU, 0);
+  return { result: iso.result, isolated: iso.folios.length };
+}
+
+function traceIsolate(k: Kernel, iso: Isolated, order: number): void {
+  k.trace(
+    'mm_collapse_huge_page_isolate',
+    withOrder(
+      k,
+      {
+        pfn: iso.folios[0] ?? -1,
+        none_or_zero: iso.noneOrZero,
+        referenced: iso.referenced,
+        status: iso.result,
+      },
+      order,
+    ),
+  );
 }
 
 /**
@@ -271,13 +341,16 @@ export function* collapseHugePage(
   const pmdOrder = order === k.geo.pmdOrder;
   const pmdVpn = vpn - (vpn % nr);
   const idx = vpn - pmdVpn;
+  // pte-level collapse needs only the region inside the VMA; table detach needs the whole PMD.
+  const pteLevel = !pmdOrder && k.collapsePolicy === 'pte-level';
+  const span = pteLevel ? { vpn, pages: 1 << order } : undefined;
   const folio = (yield allocChargeFolio(k, order, cc)) as number;
   if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL', order);
   let result: ScanResult;
   let isolatedCount = 0;
 
   yield lock(L_MMAP_READ, mm.id);
-  let rv = hugepageVmaRevalidate(k, mm, pmdVpn, true, cc, order);
+  let rv = hugepageVmaRevalidate(k, mm, pmdVpn, true, cc, order, span);
   result = rv.result;
   if (result === 'SCAN_SUCCEED') result = (yield* findPmdOrThpOrNone(k, mm, pmdVpn)).result;
   if (result === 'SCAN_SUCCEED' && unmapped > 0)
@@ -290,11 +363,21 @@ export function* collapseHugePage(
 
   // The write lock keeps faults and other walkers under the mmap lock away.
   yield lock(L_MMAP_WRITE, mm.id);
-  rv = hugepageVmaRevalidate(k, mm, pmdVpn, true, cc, order);
+  rv = hugepageVmaRevalidate(k, mm, pmdVpn, true, cc, order, span);
   result = rv.result;
   const look = result === 'SCAN_SUCCEED' ? yield* findPmdOrThpOrNone(k, mm, pmdVpn) : null;
   if (look) result = look.result;
-  if (result === 'SCAN_SUCCEED' && look) {
+  if (result === 'SCAN_SUCCEED' && look && pteLevel) {
+    const vma = rv.vma!;
+    yield* vmaStartWrite(vma);
+    const root = vma.anonVma!.root.id;
+    yield lock(L_ANON_VMA_WRITE, root);
+    const pteT = k.pt.pmd.getVal(look.pmdT, look.pmdI);
+    const r = yield* collapsePteLevel(k, vma, vpn, order, folio, pteT, idx, cc);
+    yield unlock(L_ANON_VMA_WRITE, root);
+    result = r.result;
+    isolatedCount = r.isolated;
+  } else if (result === 'SCAN_SUCCEED' && look) {
     const vma = rv.vma!;
     yield* vmaStartWrite(vma);
     const root = vma.anonVma!.root.id;
@@ -305,27 +388,17 @@ export function* collapseHugePage(
     const pteT = k.pt.pmd.getVal(pmdT, pmdI);
     k.pt.pmd.clear(pmdT, pmdI);
     k.pt.pte.state[pteT] = T_DETACHED;
+    yield tlbFlushRange(mm.id);
     yield unlock(L_PMD_LOCK, pmdT);
-    // tlb_remove_table_sync_one would IPI here; the detached table is mapped under RCU.
+    // GUP-fast may still walk the old table: wait it out. The detached table is mapped under RCU.
+    yield tlbRemoveTableSyncOne();
     yield lock(L_RCU, 0);
     yield lock(L_PTE_LOCK, pteT);
     const iso = isolate(k, vma, pteT, idx, order, cc);
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_RCU, 0);
     isolatedCount = iso.folios.length;
-    k.trace(
-      'mm_collapse_huge_page_isolate',
-      withOrder(
-        k,
-        {
-          pfn: iso.folios[0] ?? -1,
-          none_or_zero: iso.noneOrZero,
-          referenced: iso.referenced,
-          status: iso.result,
-        },
-        order,
-      ),
-    );
+    traceIsolate(k, iso, order);
     if (iso.result !== 'SCAN_SUCCEED') {
       // Put the table back where it was.
       yield lock(L_PMD_LOCK, pmdT);
@@ -337,7 +410,7 @@ export function* collapseHugePage(
     } else if (pmdOrder) {
       // All pages are isolated and locked: rmap walkers cannot reach them any more.
       yield unlock(L_ANON_VMA_WRITE, root);
-      copyAndRelease(k, vma, pteT, 0, folio, iso.folios);
+      copyAndRelease(k, vma, tableSource(k, pteT, 0), { pteT, idx: 0 }, folio, iso.folios);
       yield lock(L_PMD_LOCK, pmdT);
       mapAnonFolioPmd(k, vma, vpn, folio, pmdT, pmdI, pteT);
       yield unlock(L_PMD_LOCK, pmdT);
@@ -345,7 +418,7 @@ export function* collapseHugePage(
     } else {
       // The rest of the table is not isolated: rmap walkers must not find the PMD empty, so
       // the anon_vma stays locked until the table is back.
-      copyAndRelease(k, vma, pteT, idx, folio, iso.folios);
+      copyAndRelease(k, vma, tableSource(k, pteT, idx), { pteT, idx }, folio, iso.folios);
       yield lock(L_PMD_LOCK, pmdT);
       k.pt.pmd.set(pmdT, pmdI, pteT, E_TABLE);
       k.pt.pte.state[pteT] = T_LINKED;

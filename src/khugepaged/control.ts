@@ -5,7 +5,7 @@ import type { Kernel } from '../mm/kernel.ts';
 import { thpVmaAllowableOrders } from '../mm/thp-orders.ts';
 import { VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from '../mm/vma.ts';
 import type { PteBitmap } from './mthp/bitmap.ts';
-import { maxPtesNoneV19 } from './mthp/thresholds.ts';
+import { maxPtesNoneFor } from './mthp/thresholds.ts';
 
 export interface CollapseControl {
   readonly isKhugepaged: boolean;
@@ -39,12 +39,12 @@ export function maxPtesShared(k: Kernel, cc: CollapseControl): number {
 }
 
 /**
- * collapse_max_ptes_none below PMD order (inside isolate, with the revalidated VMA): only 0 and
- * HPAGE_PMD_NR-1 mean what they say; any other value behaves as 0.
+ * collapse_max_ptes_none below PMD order (inside isolate, with the revalidated VMA), under the
+ * collapse policy: in the merged design only 0 and HPAGE_PMD_NR-1 mean what they say.
  */
 export function mthpMaxPtesNone(k: Kernel, vma: Vma, order: number): number {
   const g = k.geo;
-  return maxPtesNoneV19(
+  return maxPtesNoneFor(k.collapsePolicy)(
     {
       sysfs: k.settings.khugepaged.maxPtesNone,
       nr: g.ptrsPerPte,

@@ -56,12 +56,16 @@ function* scanMmSlot(
           progress++;
           break;
         }
-        if (!collapsePossibleOrders(k, vma, cc)) {
+        const orders = collapsePossibleOrders(k, vma, cc);
+        if (!orders) {
           progress++;
           continue;
         }
-        const hstart = Math.ceil(vma.start / nr) * nr;
-        const hend = Math.floor(vma.end / nr) * nr;
+        // pte-level collapse also reaches the parts of PMD ranges a VMA covers only in part.
+        const partial =
+          k.collapsePolicy === 'pte-level' && (orders & ((1 << k.geo.pmdOrder) - 1)) !== 0;
+        const hstart = partial ? vma.start : Math.ceil(vma.start / nr) * nr;
+        const hend = partial ? vma.end : Math.floor(vma.end / nr) * nr;
         if (kh.cursorAddress > hend || hstart >= hend) {
           progress++;
           continue;
@@ -69,11 +73,14 @@ function* scanMmSlot(
         if (kh.cursorAddress < hstart) kh.cursorAddress = hstart;
         while (kh.cursorAddress < hend) {
           if (gone()) break outer;
-          const r = yield* collapseSinglePmd(k, mm, vma, kh.cursorAddress, cc);
+          const base = Math.floor(kh.cursorAddress / nr) * nr;
+          const end = Math.min(base + nr, hend);
+          const lo = kh.cursorAddress - base;
+          const r = yield* collapseSinglePmd(k, mm, vma, base, cc, lo, end - base);
           result = r.result;
           progress += r.progress;
           if (r.result === 'SCAN_SUCCEED') kh.pagesCollapsed++;
-          kh.cursorAddress += nr;
+          kh.cursorAddress = end;
           if (r.lockDropped) {
             locked = false; // collapse_single_pmd let go of it
             finished = false;

@@ -13,7 +13,8 @@ export interface Revalidated {
 
 /**
  * The VMA must still exist, span the whole PMD range (for every order: a table shared with
- * another VMA must never be detached) and allow the order.
+ * another VMA must never be detached) and allow the order. `span` replaces the whole-PMD rule
+ * by the region itself, for the pte-level design that never detaches the table.
  */
 export function hugepageVmaRevalidate(
   k: Kernel,
@@ -22,14 +23,16 @@ export function hugepageVmaRevalidate(
   expectAnon: boolean,
   cc: CollapseControl,
   order = k.geo.pmdOrder,
+  span?: { vpn: number; pages: number },
 ): Revalidated {
   if (mm.exiting || mm.thpDisable === 'all' || !k.mms.has(mm.id))
     return { result: 'SCAN_ANY_PROCESS', vma: null };
-  const vma = mm.findVma(vpn);
+  const vma = mm.findVma(span ? span.vpn : vpn);
   if (!vma) return { result: 'SCAN_VMA_NULL', vma: null };
   const nr = k.geo.ptrsPerPte;
-  const start = Math.floor(vpn / nr) * nr;
-  if (start < vma.start || start + nr > vma.end) return { result: 'SCAN_ADDRESS_RANGE', vma };
+  const start = span ? span.vpn : Math.floor(vpn / nr) * nr;
+  const pages = span ? span.pages : nr;
+  if (start < vma.start || start + pages > vma.end) return { result: 'SCAN_ADDRESS_RANGE', vma };
   const type = cc.isKhugepaged ? 'khugepaged' : 'forced_collapse';
   if (!thpVmaAllowableOrder(k, vma, type, order)) return { result: 'SCAN_VMA_CHECK', vma };
   if (expectAnon && (!vma.anonVma || !vma.isAnonymous)) return { result: 'SCAN_PAGE_ANON', vma };

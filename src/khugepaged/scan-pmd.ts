@@ -62,6 +62,9 @@ export interface PmdScan {
   inspected: number;
   /** Head pfn of the last folio seen (the tracepoint's pfn field), or -1. */
   lastFolio: number;
+  /** The PTEs [lo, hi) of the range that were scanned (all of it unless pte-level partial). */
+  lo: number;
+  hi: number;
 }
 
 /** The PTE is none or maps the shared zero page (pte_none_or_zero). */
@@ -92,7 +95,10 @@ export function cleanLazyfree(folios: FolioTable, vma: Vma, bits: number, head: 
   );
 }
 
-/** Scan the PMD range at vpn (PMD aligned). The caller holds the mmap read lock. */
+/**
+ * Scan the PMD range at vpn (PMD aligned). The caller holds the mmap read lock. [lo, hi) limits
+ * the scan to the part of the range inside the VMA (pte-level collapse of sub-PMD VMAs only).
+ */
 export function* collapseScanPmd(
   k: Kernel,
   mm: Mm,
@@ -100,6 +106,8 @@ export function* collapseScanPmd(
   vpn: number,
   cc: CollapseControl,
   bits: PteBitmap | null = null,
+  lo = 0,
+  hi = k.geo.ptrsPerPte,
 ): Step<PmdScan> {
   const scan: PmdScan = {
     result: 'SCAN_SUCCEED',
@@ -109,6 +117,8 @@ export function* collapseScanPmd(
     shared: 0,
     inspected: 0,
     lastFolio: -1,
+    lo,
+    hi,
   };
   const look = yield* findPmdOrThpOrNone(k, mm, vpn);
   if (look.result !== 'SCAN_SUCCEED') {
@@ -148,6 +158,7 @@ function scanPteTable(
   const f = k.folios;
   const pte = k.pt.pte;
   const nr = k.geo.ptrsPerPte;
+  const { lo, hi } = scan;
   // With mTHP orders to try, the whole range is scanned to fill the occupancy bitmap; the
   // per-order limits are applied to each region later.
   const limNone = occupied ? nr - 1 : maxPtesNone(k, vma, cc);
@@ -166,7 +177,7 @@ function scanPteTable(
   let shared = 0;
   let referenced = 0;
   let lastFolio = -1;
-  for (let i = 0; i < nr; i++) {
+  for (let i = lo; i < hi; i++) {
     inspected++;
     const bits = pteBits[base + i];
     const val = pteVal[base + i];

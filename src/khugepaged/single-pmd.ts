@@ -21,14 +21,21 @@ export interface SinglePmd {
   progress: number;
 }
 
+/**
+ * [lo, hi) is the part of the PMD range at vpn to scan: all of it, except for the pte-level
+ * design's ranges that a VMA covers only in part (then only orders below PMD are in play).
+ */
 export function* collapseSinglePmd(
   k: Kernel,
   mm: Mm,
   vma: Vma,
   vpn: number,
   cc: CollapseControl,
+  lo = 0,
+  hi = k.geo.ptrsPerPte,
 ): Step<SinglePmd> {
   const nr = k.geo.ptrsPerPte;
+  const partial = lo > 0 || hi < nr;
   if (vma.file !== 0) {
     // Read what the scan needs while the VMA is still stable, then let go of the mmap lock.
     const fileId = vma.file;
@@ -53,11 +60,16 @@ export function* collapseSinglePmd(
     record(k, mm, vpn, result, cc);
     return { result, lockDropped: true, progress: result === 'SCAN_PTE_MAPPED_HUGEPAGE' ? 1 : nr };
   }
-  const enabled = collapsePossibleOrders(k, vma, cc);
+  let enabled = collapsePossibleOrders(k, vma, cc);
+  if (partial) enabled &= (1 << k.geo.pmdOrder) - 1;
   // Orders below PMD in play: fill the occupancy bitmap and let the order walk choose.
   const mthp = (enabled & ((1 << k.geo.pmdOrder) - 1)) !== 0;
+  if (partial && !mthp) {
+    record(k, mm, vpn, 'SCAN_ADDRESS_RANGE', cc);
+    return { result: 'SCAN_ADDRESS_RANGE', lockDropped: false, progress: 1 };
+  }
   if (mthp) cc.bits ??= new PteBitmap(nr);
-  const scan = yield* collapseScanPmd(k, mm, vma, vpn, cc, mthp ? cc.bits! : null);
+  const scan = yield* collapseScanPmd(k, mm, vma, vpn, cc, mthp ? cc.bits! : null, lo, hi);
   const progress = k.profile.perPteScanProgress ? Math.max(1, scan.inspected) : nr;
   k.trace(
     'mm_khugepaged_scan_pmd',

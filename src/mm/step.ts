@@ -43,6 +43,10 @@ export const S_PMD_ENTRY = 22;
 export const S_PTE_ENTRY = 23;
 export const S_FOLIO = 24;
 export const S_VMA_TREE = 25;
+/** A TLB flush of an mm's range (flush_tlb_range): a write to every CPU's cached translations. */
+export const S_TLB = 26;
+/** tlb_remove_table_sync_one: an IPI to every CPU, which waits for IRQ-off sections (GUP-fast). */
+export const S_IPI_SYNC = 27;
 
 export const CLASS_NAMES: Record<number, string> = {
   [L_MMAP_READ]: 'mmap_read',
@@ -68,6 +72,8 @@ export const CLASS_NAMES: Record<number, string> = {
   [S_PTE_ENTRY]: 'pte',
   [S_FOLIO]: 'folio',
   [S_VMA_TREE]: 'vma_tree',
+  [S_TLB]: 'tlb',
+  [S_IPI_SYNC]: 'ipi_sync',
 };
 
 const OP_NAMES = ['?', 'acquire', 'release', 'trylock', 'downgrade', 'read', 'write'];
@@ -112,6 +118,10 @@ export const unlock = (cls: number, id: number): number => ev(OP_RELEASE, cls, i
 export const trylock = (cls: number, id: number): number => ev(OP_TRYLOCK, cls, id);
 export const readShared = (cls: number, id: number): number => ev(OP_READ, cls, id);
 export const writeShared = (cls: number, id: number): number => ev(OP_WRITE, cls, id);
+/** flush_tlb_range on an mm (the range itself is not part of the event). */
+export const tlbFlushRange = (mm: number): number => ev(OP_WRITE, S_TLB, mm);
+/** tlb_remove_table_sync_one. */
+export const tlbRemoveTableSyncOne = (): number => ev(OP_WRITE, S_IPI_SYNC, 0);
 
 /** How an engine answers events. The simulator's answers always succeed. */
 export interface EventSink {

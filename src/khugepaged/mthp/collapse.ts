@@ -9,7 +9,12 @@ import type { CollapseControl } from '../control.ts';
 import type { PmdScan } from '../scan-pmd.ts';
 import type { ScanResult } from '../scan-result.ts';
 import { ForwardWalk, StackWalk, type WalkInput } from './order-walk.ts';
-import { maxPtesNoneFor, mthpMaxPtesNoneUnsupported } from './thresholds.ts';
+import {
+  maxPtesNoneFor,
+  mthpMaxPtesNoneUnsupported,
+  policyUsesStack,
+  policyWarnsUnsupported,
+} from './thresholds.ts';
 
 export function* mthpCollapse(
   k: Kernel,
@@ -27,8 +32,9 @@ export function* mthpCollapse(
     uffd: false,
     madvise: !cc.isKhugepaged,
   };
+  const policy = k.collapsePolicy;
   if (
-    k.collapsePolicy !== 'v11-cap' &&
+    policyWarnsUnsupported(policy) &&
     mthpMaxPtesNoneUnsupported(t) &&
     !k.khugepaged.warnedMaxPtesNone
   ) {
@@ -38,7 +44,7 @@ export function* mthpCollapse(
       msg: 'mTHP collapse does not support max_ptes_none values other than 0 or HPAGE_PMD_NR-1; using 0',
     });
   }
-  const threshold = maxPtesNoneFor(k.collapsePolicy);
+  const threshold = maxPtesNoneFor(policy);
   const w: WalkInput = {
     bits: cc.bits!,
     nr: g.ptrsPerPte,
@@ -46,8 +52,11 @@ export function* mthpCollapse(
     enabled,
     maxPtesNone: (order) => threshold(t, order),
     unmapped: scan.unmapped,
+    chunked: policy === 'v10-scaled',
+    lo: scan.lo,
+    hi: scan.hi,
   };
-  const walk = k.collapsePolicy === 'v11-stack' ? new StackWalk(w) : new ForwardWalk(w);
+  const walk = policyUsesStack(policy) ? new StackWalk(w) : new ForwardWalk(w);
   while (walk.next()) {
     const { offset, order } = walk;
     const r: ScanResult = yield* collapseHugePage(

@@ -1,10 +1,11 @@
 // Which (offset, order) regions of one PMD range mTHP collapse tries, and in what order. A walk
 // is a cursor: it names a candidate region, the caller attempts the collapse and reports the
 // SCAN_* result. Two shapes: the merged linear forward walk (v19) and the explicit-stack
-// depth-first search of v11..v18. They must choose the same regions (a property test says so).
+// depth-first search of v4..v18. They must choose the same regions (a property test says so).
+// Density is judged per PTE (v11 onwards) or per 4-PTE chunk (v4..v10).
 
 import type { ScanResult } from '../scan-result.ts';
-import type { PteBitmap } from './bitmap.ts';
+import { PteBitmap } from './bitmap.ts';
 
 export interface Region {
   /** In PTEs from the start of the PMD range. */
@@ -23,6 +24,14 @@ export interface WalkInput {
   maxPtesNone: (order: number) => number;
   /** Swap PTEs the scan saw: they count as occupied for the PMD order (the swap accounting fix). */
   unmapped: number;
+  /** v4..v10: judge density on a bitmap of 4-PTE chunks with the scaled threshold. */
+  chunked?: boolean;
+  /**
+   * The PTEs [lo, hi) of the range a region must lie in: the part of the PMD range inside the
+   * VMA (pte-level collapse reaches VMAs smaller than a PMD). Default: the whole range.
+   */
+  lo?: number;
+  hi?: number;
 }
 
 export interface WalkOutcome {
@@ -75,17 +84,88 @@ export interface OrderWalk {
   outcome(): WalkOutcome;
 }
 
-/** Occupied PTEs a region of each order needs (2^order - max_ptes_none(order)). */
-function neededPerOrder(w: WalkInput): number[] {
-  const need: number[] = [];
-  for (let o = 0; o <= w.pmdOrder; o++) need.push((1 << o) - w.maxPtesNone(o));
-  return need;
+/** Whether a region holds enough occupied PTEs for its order. */
+export interface Density {
+  dense(offset: number, order: number): boolean;
 }
 
-function eligible(w: WalkInput, need: number[], offset: number, order: number): boolean {
-  if (!(w.enabled & (1 << order))) return false;
-  const occupied = w.bits.count(offset, 1 << order) + (order === w.pmdOrder ? w.unmapped : 0);
-  return occupied >= need[order];
+/** v11 onwards: at least 2^order - max_ptes_none(order) occupied PTEs (swap PTEs count at PMD). */
+export class PteDensity implements Density {
+  private readonly need: Int32Array;
+  private readonly bits: PteBitmap;
+  private readonly pmdOrder: number;
+  private readonly unmapped: number;
+
+  constructor(w: WalkInput) {
+    this.bits = w.bits;
+    this.pmdOrder = w.pmdOrder;
+    this.unmapped = w.unmapped;
+    this.need = new Int32Array(w.pmdOrder + 1);
+    for (let o = 0; o <= w.pmdOrder; o++) this.need[o] = (1 << o) - w.maxPtesNone(o);
+  }
+
+  dense(offset: number, order: number): boolean {
+    const occupied =
+      this.bits.count(offset, 1 << order) + (order === this.pmdOrder ? this.unmapped : 0);
+    return occupied >= this.need[order];
+  }
+}
+
+/** The smallest mTHP order, and the PTEs per chunk of the v4..v10 bitmap. */
+const MIN_MTHP_ORDER = 2;
+
+/**
+ * v4..v10: one bit per 4-PTE chunk, set when the chunk has at most max_ptes_none scaled to the
+ * chunk none PTEs; a region of order o is dense when more than (HPAGE_PMD_NR - max_ptes_none - 1)
+ * scaled to the region's chunks are set. With max_ptes_none >= HPAGE_PMD_NR/2 a collapsed region
+ * makes its larger buddy region dense on the next scan: the creep.
+ */
+export class ChunkDensity implements Density {
+  readonly chunks: PteBitmap;
+  private readonly threshold: Int32Array;
+
+  constructor(w: WalkInput) {
+    const sysfs = w.maxPtesNone(w.pmdOrder);
+    const per = 1 << MIN_MTHP_ORDER;
+    const chunkNone = sysfs >> (w.pmdOrder - MIN_MTHP_ORDER);
+    this.chunks = new PteBitmap(w.nr >>> MIN_MTHP_ORDER);
+    for (let c = 0; c < this.chunks.nbits; c++)
+      if (per - w.bits.count(c * per, per) <= chunkNone) this.chunks.set(c);
+    this.threshold = new Int32Array(w.pmdOrder + 1);
+    for (let o = MIN_MTHP_ORDER; o <= w.pmdOrder; o++)
+      this.threshold[o] = (w.nr - sysfs - 1) >> (w.pmdOrder - o + MIN_MTHP_ORDER);
+  }
+
+  dense(offset: number, order: number): boolean {
+    const n = 1 << (order - MIN_MTHP_ORDER);
+    return this.chunks.count(offset >>> MIN_MTHP_ORDER, n) > this.threshold[order];
+  }
+}
+
+/** The density rule a walk input asks for. */
+export function densityOf(w: WalkInput): Density {
+  return w.chunked ? new ChunkDensity(w) : new PteDensity(w);
+}
+
+/** Enabled, inside [lo, hi) and dense enough: worth an attempt. */
+class Eligibility {
+  private readonly enabled: number;
+  private readonly lo: number;
+  private readonly hi: number;
+  private readonly density: Density;
+
+  constructor(w: WalkInput) {
+    this.enabled = w.enabled;
+    this.lo = w.lo ?? 0;
+    this.hi = w.hi ?? w.nr;
+    this.density = densityOf(w);
+  }
+
+  test(offset: number, order: number): boolean {
+    if (!(this.enabled & (1 << order))) return false;
+    if (offset < this.lo || offset + (1 << order) > this.hi) return false;
+    return this.density.dense(offset, order);
+  }
 }
 
 /** What every walk tracks of the results it was given. */
@@ -126,7 +206,7 @@ abstract class Tally {
 export class ForwardWalk extends Tally implements OrderWalk {
   offset = 0;
   order: number;
-  private readonly need: number[];
+  private readonly ok: Eligibility;
   private started = false;
   private readonly w: WalkInput;
 
@@ -134,7 +214,7 @@ export class ForwardWalk extends Tally implements OrderWalk {
     super();
     this.w = w;
     this.order = w.pmdOrder;
-    this.need = neededPerOrder(w);
+    this.ok = new Eligibility(w);
   }
 
   /** A smaller order at the same offset, or the next offset at the largest order it allows. */
@@ -152,7 +232,7 @@ export class ForwardWalk extends Tally implements OrderWalk {
     if (this.started) this.step(this.pendingAdvance);
     this.started = true;
     while (this.offset < this.w.nr) {
-      if (eligible(this.w, this.need, this.offset, this.order)) return true;
+      if (this.ok.test(this.offset, this.order)) return true;
       this.step(false);
     }
     return false;
@@ -165,19 +245,17 @@ export class ForwardWalk extends Tally implements OrderWalk {
   }
 }
 
-/** The v11..v18 explicit-stack depth-first search over (order, offset) pairs. */
+/** The v4..v18 explicit-stack depth-first search over (order, offset) pairs. */
 export class StackWalk extends Tally implements OrderWalk {
   offset = 0;
   order = 0;
   private readonly stack: Region[];
-  private readonly need: number[];
-  private readonly w: WalkInput;
+  private readonly ok: Eligibility;
   private descend = false;
 
   constructor(w: WalkInput) {
     super();
-    this.w = w;
-    this.need = neededPerOrder(w);
+    this.ok = new Eligibility(w);
     this.stack = [{ offset: 0, order: w.pmdOrder }];
   }
 
@@ -194,7 +272,7 @@ export class StackWalk extends Tally implements OrderWalk {
     this.descend = false;
     while (this.stack.length) {
       const { offset, order } = this.stack.pop()!;
-      if (eligible(this.w, this.need, offset, order)) {
+      if (this.ok.test(offset, order)) {
         this.offset = offset;
         this.order = order;
         return true;

@@ -1,9 +1,24 @@
 // How many none/zero PTEs a region of each order may hold (collapse_max_ptes_none), under the
 // merged rule and the designs from the review history.
 
-export type CollapsePolicy = 'v19' | 'v11-stack' | 'v11-cap';
+export type CollapsePolicy = 'v19' | 'v11-stack' | 'v10-scaled' | 'v11-cap' | 'pte-level';
 
-export const COLLAPSE_POLICIES: readonly CollapsePolicy[] = ['v19', 'v11-stack', 'v11-cap'];
+export const COLLAPSE_POLICIES: readonly CollapsePolicy[] = [
+  'v19',
+  'v11-stack',
+  'v10-scaled',
+  'v11-cap',
+  'pte-level',
+];
+
+/** One line per policy, for --help and reports. */
+export const COLLAPSE_POLICY_DESCRIPTIONS: Record<CollapsePolicy, string> = {
+  v19: 'merged design: per-PTE bitmap, forward walk, max_ptes_none 0 or HPAGE_PMD_NR-1 below PMD',
+  'v11-stack': 'v11..v18 explicit-stack search (chooses what v19 chooses)',
+  'v10-scaled': 'v4..v10: 4-PTE chunk bitmap, max_ptes_none scaled per order (creeps)',
+  'v11-cap': 'v11/v12: max_ptes_none scaled per order, silently capped at HPAGE_PMD_NR/2-1',
+  'pte-level': 'proposed: mTHP collapse inside the attached table, VMAs smaller than a PMD',
+};
 
 export interface ThresholdInput {
   /** khugepaged/max_ptes_none. */
@@ -29,6 +44,14 @@ export function maxPtesNoneV19(t: ThresholdInput, order: number): number {
   return 0;
 }
 
+/** v4..v10: the value scaled to the order (max_ptes_none >> (PMD_ORDER - order)), no cap. */
+export function maxPtesNoneV10Scaled(t: ThresholdInput, order: number): number {
+  if (t.uffd) return 0;
+  if (t.madvise) return t.nr;
+  if (order === t.pmdOrder) return t.sysfs;
+  return t.sysfs >>> (t.pmdOrder - order);
+}
+
 /** Whether the v19 rule ignores (and warns about) the sysfs value for mTHP orders. */
 export function mthpMaxPtesNoneUnsupported(t: ThresholdInput): boolean {
   return t.sysfs !== 0 && t.sysfs !== t.nr - 1;
@@ -48,8 +71,21 @@ export function maxPtesNoneFor(
   switch (policy) {
     case 'v19':
     case 'v11-stack':
+    case 'pte-level':
       return maxPtesNoneV19;
+    case 'v10-scaled':
+      return maxPtesNoneV10Scaled;
     case 'v11-cap':
       return maxPtesNoneV11Cap;
   }
+}
+
+/** Policies that follow the 0-or-HPAGE_PMD_NR-1 rule (and warn once about other values). */
+export function policyWarnsUnsupported(policy: CollapsePolicy): boolean {
+  return maxPtesNoneFor(policy) === maxPtesNoneV19;
+}
+
+/** Policies whose order walk is the explicit stack (v4..v18). */
+export function policyUsesStack(policy: CollapsePolicy): boolean {
+  return policy === 'v11-stack' || policy === 'v10-scaled';
 }
