@@ -95,7 +95,7 @@ function variantOf(opts: { context?: string; mem?: string; variant?: string[] })
 }
 
 /** Load the scenario a command names (or the built-in one) with the command-line overrides. */
-function scenarioFor(
+export function scenarioFor(
   arg: string | undefined,
   opts: RunOpts,
 ): { scenario: Scenario; source: string } {

@@ -15,6 +15,7 @@ import {
   sysfsCommand,
   validateCommand,
 } from './commands.ts';
+import { registerCompare } from './compare-command.ts';
 import { CliError, type Io, oneLine, processIo } from './io.ts';
 
 function version(): string {
@@ -132,6 +133,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       '\nExamples:\n  thpsim collapse khugepaged-timeline --proc app --vma heap\n  thpsim collapse examples/fork-cow.yaml --proc parent --vma heap --length 2pmd --json',
     )
     .action((scenario: string, opts) => setExit(collapseCommand(io, scenario, opts)));
+
+  registerCompare(program, io);
 
   program
     .command('validate')

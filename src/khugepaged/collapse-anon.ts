@@ -280,7 +280,7 @@ function* collapsePteLevel(
   pteT: number,
   idx: number,
   cc: CollapseControl,
-): Step<{ result: ScanResult; isolated: number }> {
+): Step<{ result: ScanResult; isolated: number; noneOrZero: number }> {
   const pte = k.pt.pte;
   const n = 1 << order;
   yield lock(L_RCU, 0);
@@ -303,7 +303,7 @@ function* collapsePteLevel(
   }
   yield unlock(L_PTE_LOCK, pteT);
   yield unlock(L_RCU, 0);
-  return { result: iso.result, isolated: iso.folios.length };
+  return { result: iso.result, isolated: iso.folios.length, noneOrZero: iso.noneOrZero };
 }
 
 function traceIsolate(k: Kernel, iso: Isolated, order: number): void {
@@ -348,6 +348,8 @@ export function* collapseHugePage(
   if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL', order);
   let result: ScanResult;
   let isolatedCount = 0;
+  /** None and zero PTEs the new folio fills with fresh pages (the memory the collapse adds). */
+  let filled = 0;
 
   yield lock(L_MMAP_READ, mm.id);
   let rv = hugepageVmaRevalidate(k, mm, pmdVpn, true, cc, order, span);
@@ -377,6 +379,7 @@ export function* collapseHugePage(
     yield unlock(L_ANON_VMA_WRITE, root);
     result = r.result;
     isolatedCount = r.isolated;
+    filled = r.noneOrZero;
   } else if (result === 'SCAN_SUCCEED' && look) {
     const vma = rv.vma!;
     yield* vmaStartWrite(vma);
@@ -398,6 +401,7 @@ export function* collapseHugePage(
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_RCU, 0);
     isolatedCount = iso.folios.length;
+    filled = iso.noneOrZero;
     traceIsolate(k, iso, order);
     if (iso.result !== 'SCAN_SUCCEED') {
       // Put the table back where it was.
@@ -432,6 +436,7 @@ export function* collapseHugePage(
   }
   yield* mmapWriteUnlock(mm);
   if (result !== 'SCAN_SUCCEED') k.folioPut(folio);
+  else k.trace('thpsim_collapse', { mm: mm.id, vpn, order, none_or_zero: filled });
   return traced(k, mm, isolatedCount, result, order);
 }
 

@@ -102,11 +102,12 @@ function countPtes(k: Kernel, t: Tally, from: number, to: number): void {
 }
 
 /**
- * smaps_pte_range / smaps_pmd_entry for one VMA. The walk is walkRange's (the PMD entry of each
- * PMD-sized step, then the PTEs of that step), with the per-PTE work done in a loop over the PTE
- * table's typed arrays rather than a callback per PTE, since it runs once per mapped page.
+ * smaps_pte_range / smaps_pmd_entry for one VMA (or the pages [start, end) of it). The walk is
+ * walkRange's (the PMD entry of each PMD-sized step, then the PTEs of that step), with the
+ * per-PTE work done in a loop over the PTE table's typed arrays rather than a callback per PTE,
+ * since it runs once per mapped page.
  */
-export function smapsCounts(k: Kernel, vma: Vma): SmapsCounts {
+export function smapsCounts(k: Kernel, vma: Vma, start = vma.start, end = vma.end): SmapsCounts {
   const fFlags = k.folios.flags;
   const fOrder = k.folios.order;
   const n = k.geo.ptrsPerPte;
@@ -124,9 +125,9 @@ export function smapsCounts(k: Kernel, vma: Vma): SmapsCounts {
     seen: [],
     order0Listed: false,
   };
-  for (let s = vma.start; s < vma.end;) {
+  for (let s = start; s < end;) {
     const base = Math.floor(s / n) * n;
-    const e = Math.min(vma.end, base + n);
+    const e = Math.min(end, base + n);
     const pmdT = pmdTableOf(k, vma.mm, s);
     if (pmdT) {
       const pmdI = levelIndex(k, s, PMD);

@@ -285,7 +285,7 @@ export const SCAN_REASONS: Record<string, string> = {
   SCAN_EXCEED_SHARED_PTE: 'more shared PTEs than max_ptes_shared',
   SCAN_PTE_NON_PRESENT: 'a non-present PTE',
   SCAN_PTE_UFFD_WP: 'a uffd-wp PTE',
-  SCAN_PTE_MAPPED_HUGEPAGE: 'a PTE-mapped THP already in the page cache',
+  SCAN_PTE_MAPPED_HUGEPAGE: 'already a large enough folio (anon), or a THP in the page cache',
   SCAN_LACK_REFERENCED_PAGE: 'not enough referenced pages',
   SCAN_PAGE_NULL: 'no page',
   SCAN_SCAN_ABORT: 'scan aborted',

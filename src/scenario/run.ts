@@ -184,6 +184,29 @@ export interface Report {
   orders: OrderReport[];
   /** khugepaged/pages_collapsed and khugepaged/full_scans. */
   khugepaged: { pages_collapsed: number; full_scans: number };
+  /** Anonymous kB over all processes, and the part in PMD ranges a VMA spans whole. */
+  reach: { anonKb: number; inPmdSpansKb: number };
+}
+
+/** collapse_huge_page calls at one order. */
+export interface OrderCollapses {
+  attempts: number;
+  succeeded: number;
+  /** None and zero PTEs filled with new pages by the successful collapses (memory bloat). */
+  bloatPages: number;
+  /** Attempts by SCAN_* result. */
+  results: Record<string, number>;
+  /** Simulated ms of the last successful collapse, or null. */
+  lastSuccessMs: number | null;
+}
+
+export interface CollapseSummary {
+  /** Keyed by folio order. */
+  byOrder: Record<number, OrderCollapses>;
+  /** PMD ranges khugepaged or MADV_COLLAPSE visited, by the result for the range. */
+  pmdResults: Record<string, number>;
+  /** Simulated ms of the last successful collapse at any order, or null. */
+  lastCollapseMs: number | null;
 }
 
 export interface RunResult {
@@ -206,6 +229,8 @@ export interface RunResult {
     /** Attempts beyond MAX_ATTEMPTS, counted but not stored. */
     dropped: number;
   };
+  /** Every collapse attempt by order and result, with the memory the collapses added. */
+  collapses: CollapseSummary;
   /** With RunOptions.trace: every tracepoint. */
   trace?: TraceEvent[];
   traceDropped?: number;
@@ -343,6 +368,13 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
   }
   const geo = machine.kernel.geo;
   const ps = geo.pageSize;
+  /** "hugepages-order<N>/..." names the order-N size directory on this geometry. */
+  const orderPath = (rel: string): string =>
+    rel.replace(
+      /^hugepages-order(\d+)\//,
+      (_, o: string) => `hugepages-${orderSizeKb(geo, Number(o))}kB/`,
+    );
+
   const procs = new Map<string, ProcRef>();
   const byMmId = new Map<number, ProcRef>();
   const order: ProcRef[] = [];
@@ -396,7 +428,35 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
       referenced: Number(f.referenced),
     };
   };
+  const collapses: CollapseSummary = { byOrder: {}, pmdResults: {}, lastCollapseMs: null };
+  const orderCollapses = (o: number): OrderCollapses =>
+    (collapses.byOrder[o] ??= {
+      attempts: 0,
+      succeeded: 0,
+      bloatPages: 0,
+      results: {},
+      lastSuccessMs: null,
+    });
+  const countCollapse = (e: TraceEvent): void => {
+    const f = e.fields;
+    if (e.name === 'mm_collapse_huge_page') {
+      // The 6.18 tracepoint has no order field: PMD order.
+      const c = orderCollapses(f.order === undefined ? geo.pmdOrder : Number(f.order));
+      c.attempts++;
+      c.results[String(f.status)] = (c.results[String(f.status)] ?? 0) + 1;
+    } else if (e.name === 'thpsim_collapse') {
+      const c = orderCollapses(Number(f.order));
+      c.succeeded++;
+      c.bloatPages += Number(f.none_or_zero);
+      c.lastSuccessMs = e.t;
+      collapses.lastCollapseMs = e.t;
+    } else if (e.name === 'thpsim_pmd_result') {
+      const r = String(f.result);
+      collapses.pmdResults[r] = (collapses.pmdResults[r] ?? 0) + 1;
+    }
+  };
   machine.setTrace((e) => {
+    countCollapse(e);
     if (trace) {
       if (trace.length < MAX_TRACE) trace.push({ t: e.t, name: e.name, fields: { ...e.fields } });
       else traceDropped++;
@@ -454,7 +514,7 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
     }
   }
   for (const [path, value] of Object.entries(s.sysfs ?? {})) {
-    const rel = sysfsRelPath(path);
+    const rel = orderPath(sysfsRelPath(path));
     try {
       writeSysfs(rel, String(value));
       sysfs[rel] = String(value);
@@ -468,13 +528,6 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
     }
   }
   invariants('sysfs', 'the header');
-
-  /** "hugepages-order<N>/..." names the order-N size directory on this geometry. */
-  const orderPath = (rel: string): string =>
-    rel.replace(
-      /^hugepages-order(\d+)\//,
-      (_, o: string) => `hugepages-${orderSizeKb(geo, Number(o))}kB/`,
-    );
 
   const khugepagedCounters = () => {
     const k = machine.khugepaged();
@@ -533,6 +586,19 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
       vmstat: { ...machine.vmstat() },
       orders,
       khugepaged: khugepagedCounters(),
+      reach: order
+        .filter((p) => !p.exited)
+        .map((p) => machine.anonReach(p.mm))
+        .reduce(
+          (a, b) => ({
+            anonKb: a.anonKb + b.anonKb,
+            inPmdSpansKb: a.inPmdSpansKb + b.inPmdSpansKb,
+          }),
+          {
+            anonKb: 0,
+            inPmdSpansKb: 0,
+          },
+        ),
     };
   };
 
@@ -959,7 +1025,7 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
         return { ...rec, split: machine.shrink() };
       case 'sysfs': {
         const value = String(e.value);
-        const path = sysfsRelPath(e.path);
+        const path = orderPath(sysfsRelPath(e.path));
         writeSysfs(path, value);
         return { ...rec, path, result: value };
       }
@@ -1330,6 +1396,7 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
     ...(notes.length ? { notes } : {}),
     events,
     khugepaged: { ...khugepagedCounters(), attempts, dropped: attemptsDropped },
+    collapses,
     ...(trace ? { trace, ...(traceDropped ? { traceDropped } : {}) } : {}),
     reports,
   };

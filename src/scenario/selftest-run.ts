@@ -1,6 +1,7 @@
 // Run one kernel-selftest case file for one geometry and variant, the way test/selftests.test.ts
 // and `thpsim` report them: pass, fail (with the first failure's message) or skip (with why).
 
+import type { CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import type { GeometryName } from '../mm/geometry.ts';
 import { Machine } from '../sim/machine.ts';
 import { ScenarioError } from './errors.ts';
@@ -27,6 +28,8 @@ export interface CaseOptions {
   checkInvariants?: boolean;
   /** Wall clock for CaseResult.ms (tests pass performance.now). */
   now?: () => number;
+  /** Run under this mTHP collapse policy instead of the file's (default v19). */
+  collapsePolicy?: CollapsePolicy;
 }
 
 export function runCase(
@@ -40,7 +43,10 @@ export function runCase(
   const t0 = now();
   const base = { name: spec.name, source, geometry, variant };
   try {
-    const s = resolveAndCheck(spec, source, { geometry, variant });
+    const resolved = resolveAndCheck(spec, source, { geometry, variant });
+    const s = opts.collapsePolicy
+      ? { ...resolved, collapse_policy: opts.collapsePolicy }
+      : resolved;
     if (s.skip) return { ...base, status: 'skip', reason: s.skip, ms: now() - t0 };
     const session = runScenarioSession(s, {
       source,

@@ -389,6 +389,25 @@ export class Machine {
     });
   }
 
+  /**
+   * Anonymous memory of an mm (kB), and the part of it in PMD ranges that a VMA spans whole:
+   * only that part is within reach of collapse designs that detach the whole page table.
+   */
+  anonReach(mm: Mm): { anonKb: number; inPmdSpansKb: number } {
+    const kb = this.pageSize / 1024;
+    const nr = this.kernel.geo.ptrsPerPte;
+    let anon = 0;
+    let inSpans = 0;
+    for (const vma of mm.vmas) {
+      if (!vma.isAnonymous) continue;
+      anon += smapsCounts(this.kernel, vma).anonymous;
+      const lo = Math.ceil(vma.start / nr) * nr;
+      const hi = Math.floor(vma.end / nr) * nr;
+      if (lo < hi) inSpans += smapsCounts(this.kernel, vma, lo, hi).anonymous;
+    }
+    return { anonKb: anon * kb, inPmdSpansKb: inSpans * kb };
+  }
+
   meminfo(): Meminfo {
     const k = this.kernel;
     const kb = this.pageSize / 1024;
