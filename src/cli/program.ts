@@ -17,6 +17,7 @@ import {
 } from './commands.ts';
 import { registerCompare } from './compare-command.ts';
 import { CliError, type Io, oneLine, processIo } from './io.ts';
+import { addOracleCommand } from './oracle-command.ts';
 
 function version(): string {
   try {
@@ -173,6 +174,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .description('list the example scenarios in examples/ with their descriptions')
     .addOption(jsonOption())
     .action((opts: { json?: boolean }) => examplesCommand(io, opts));
+
+  addOracleCommand(program, io, setExit);
 
   return program;
 }
