@@ -10,8 +10,8 @@
 
 import Table from 'cli-table3';
 import { PteBitmap, popcount32 } from '../src/khugepaged/mthp/bitmap.ts';
-import { ForwardWalk, type WalkInput } from '../src/khugepaged/mthp/order-walk.ts';
-import { type ThresholdInput, maxPtesNoneV19 } from '../src/khugepaged/mthp/thresholds.ts';
+import { MthpWalkInput } from '../src/khugepaged/mthp/collapse.ts';
+import { ForwardWalk } from '../src/khugepaged/mthp/order-walk.ts';
 import { fmt, int, machineInfo, median, runCJson, withCReference, writeResults } from './common.ts';
 
 const NR = 512;
@@ -108,8 +108,8 @@ interface Tally {
 }
 
 /**
- * One pass: per bitmap what mthpCollapse does around the walk (a ThresholdInput, a WalkInput with
- * its maxPtesNone closure, the generator), then drive it: SCAN_SUCCEED for a region whose first
+ * One pass: per bitmap what mthpCollapse does around the walk (refill the collapse control's
+ * MthpWalkInput, reset its ForwardWalk), then drive it: SCAN_SUCCEED for a region whose first
  * PTE is occupied, SCAN_ALLOC_HUGE_PAGE_FAIL (a soft failure: smaller orders are tried) otherwise.
  */
 function walkAll(bitmaps: PteBitmap[], sysfs: number): Tally {
@@ -117,27 +117,22 @@ function walkAll(bitmaps: PteBitmap[], sysfs: number): Tally {
   let collapsed = 0;
   let hash = 0;
   const results: Record<string, number> = {};
+  // As mthpCollapse does: one input and one walk per collapse control, reset for each range.
+  let walk: ForwardWalk | undefined;
+  const w = new MthpWalkInput(bitmaps[0]);
   for (let b = 0; b < bitmaps.length; b++) {
     const bits = bitmaps[b];
-    const t: ThresholdInput = { sysfs, nr: NR, pmdOrder: PMD_ORDER, uffd: false, madvise: false };
-    const w: WalkInput = {
-      bits,
-      nr: NR,
-      pmdOrder: PMD_ORDER,
-      enabled: ENABLED,
-      maxPtesNone: (order) => maxPtesNoneV19(t, order),
-      unmapped: 0,
-    };
-    const walk = new ForwardWalk(w);
+    w.fill('v19', bits, NR, PMD_ORDER, sysfs, false, ENABLED, 0, 0, NR);
+    walk = walk ? walk.reset(w) : new ForwardWalk(w);
     while (walk.next()) {
       const { offset, order } = walk;
       attempts++;
       hash = (Math.imul(hash, 31) + ((offset << 4) | order)) >>> 0;
       walk.report(bits.test(offset) ? 'SCAN_SUCCEED' : 'SCAN_ALLOC_HUGE_PAGE_FAIL');
     }
-    const out = walk.outcome();
-    results[out.result] = (results[out.result] ?? 0) + 1;
-    collapsed += out.collapsed;
+    const result = walk.result();
+    results[result] = (results[result] ?? 0) + 1;
+    collapsed += walk.collapsed;
   }
   return { attempts, collapsed, hash, results };
 }

@@ -5,12 +5,18 @@ import type { Kernel } from '../mm/kernel.ts';
 import { thpVmaAllowableOrders } from '../mm/thp-orders.ts';
 import { VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from '../mm/vma.ts';
 import type { PteBitmap } from './mthp/bitmap.ts';
+import type { MthpWalkInput } from './mthp/collapse.ts';
+import type { ForwardWalk, StackWalk } from './mthp/order-walk.ts';
 import { maxPtesNoneFor } from './mthp/thresholds.ts';
 
 export interface CollapseControl {
   readonly isKhugepaged: boolean;
   /** mthp_present_ptes, allocated the first time an mTHP order is in play. */
   bits?: PteBitmap;
+  /** The order walks, allocated once and reset for each PMD range. */
+  forwardWalk?: ForwardWalk;
+  stackWalk?: StackWalk;
+  walkInput?: MthpWalkInput;
   /** Results of each PMD range this control visited, in order (for reports and MADV_COLLAPSE). */
   readonly results: Array<{ mm: number; addr: number; result: string }>;
 }

@@ -89,19 +89,28 @@ export interface Density {
   dense(offset: number, order: number): boolean;
 }
 
+/** Enough orders for every geometry (PMD order 13 on 64K pages). */
+const MAX_ORDERS = 32;
+
 /** v11 onwards: at least 2^order - max_ptes_none(order) occupied PTEs (swap PTEs count at PMD). */
 export class PteDensity implements Density {
-  private readonly need: Int32Array;
-  private readonly bits: PteBitmap;
-  private readonly pmdOrder: number;
-  private readonly unmapped: number;
+  private readonly need = new Int32Array(MAX_ORDERS);
+  private bits: PteBitmap;
+  private pmdOrder = 0;
+  private unmapped = 0;
 
   constructor(w: WalkInput) {
     this.bits = w.bits;
+    this.reset(w);
+  }
+
+  /** Take a new PMD range's input (walks are reused: no allocation per range). */
+  reset(w: WalkInput): this {
+    this.bits = w.bits;
     this.pmdOrder = w.pmdOrder;
     this.unmapped = w.unmapped;
-    this.need = new Int32Array(w.pmdOrder + 1);
     for (let o = 0; o <= w.pmdOrder; o++) this.need[o] = (1 << o) - w.maxPtesNone(o);
+    return this;
   }
 
   dense(offset: number, order: number): boolean {
@@ -118,22 +127,29 @@ const MIN_MTHP_ORDER = 2;
  * v4..v10: one bit per 4-PTE chunk, set when the chunk has at most max_ptes_none scaled to the
  * chunk none PTEs; a region of order o is dense when more than (HPAGE_PMD_NR - max_ptes_none - 1)
  * scaled to the region's chunks are set. With max_ptes_none >= HPAGE_PMD_NR/2 a collapsed region
- * makes its larger buddy region dense on the next scan: the creep.
+ * makes a larger region around it dense on the next scan: the creep.
  */
 export class ChunkDensity implements Density {
-  readonly chunks: PteBitmap;
-  private readonly threshold: Int32Array;
+  chunks: PteBitmap;
+  private readonly threshold = new Int32Array(MAX_ORDERS);
 
   constructor(w: WalkInput) {
+    this.chunks = new PteBitmap(w.nr >>> MIN_MTHP_ORDER);
+    this.reset(w);
+  }
+
+  reset(w: WalkInput): this {
     const sysfs = w.maxPtesNone(w.pmdOrder);
     const per = 1 << MIN_MTHP_ORDER;
     const chunkNone = sysfs >> (w.pmdOrder - MIN_MTHP_ORDER);
-    this.chunks = new PteBitmap(w.nr >>> MIN_MTHP_ORDER);
+    if (this.chunks.nbits !== w.nr >>> MIN_MTHP_ORDER)
+      this.chunks = new PteBitmap(w.nr >>> MIN_MTHP_ORDER);
+    else this.chunks.clear();
     for (let c = 0; c < this.chunks.nbits; c++)
       if (per - w.bits.count(c * per, per) <= chunkNone) this.chunks.set(c);
-    this.threshold = new Int32Array(w.pmdOrder + 1);
     for (let o = MIN_MTHP_ORDER; o <= w.pmdOrder; o++)
       this.threshold[o] = (w.nr - sysfs - 1) >> (w.pmdOrder - o + MIN_MTHP_ORDER);
+    return this;
   }
 
   dense(offset: number, order: number): boolean {
@@ -142,23 +158,28 @@ export class ChunkDensity implements Density {
   }
 }
 
-/** The density rule a walk input asks for. */
-export function densityOf(w: WalkInput): Density {
-  return w.chunked ? new ChunkDensity(w) : new PteDensity(w);
-}
-
 /** Enabled, inside [lo, hi) and dense enough: worth an attempt. */
 class Eligibility {
-  private readonly enabled: number;
-  private readonly lo: number;
-  private readonly hi: number;
-  private readonly density: Density;
+  enabled = 0;
+  private lo = 0;
+  private hi = 0;
+  private readonly pte: PteDensity;
+  private chunk: ChunkDensity | null = null;
+  private density: Density;
 
   constructor(w: WalkInput) {
+    this.pte = new PteDensity(w);
+    this.density = this.pte;
+    this.reset(w);
+  }
+
+  reset(w: WalkInput): void {
     this.enabled = w.enabled;
     this.lo = w.lo ?? 0;
     this.hi = w.hi ?? w.nr;
-    this.density = densityOf(w);
+    if (w.chunked)
+      this.density = this.chunk ? this.chunk.reset(w) : (this.chunk = new ChunkDensity(w));
+    else this.density = this.pte.reset(w);
   }
 
   test(offset: number, order: number): boolean {
@@ -175,6 +196,13 @@ abstract class Tally {
   last: ScanResult = 'SCAN_FAIL';
   hard: ScanResult | null = null;
 
+  protected resetTally(): void {
+    this.collapsed = 0;
+    this.allocFailed = false;
+    this.last = 'SCAN_FAIL';
+    this.hard = null;
+  }
+
   /** Record a result; true if the region is done with (collapsed or already huge enough). */
   protected record(r: ScanResult, n: number): boolean {
     if (r === 'SCAN_SUCCEED') {
@@ -190,55 +218,71 @@ abstract class Tally {
     return false;
   }
 
+  /** The walk's result for the whole PMD range (see outcome()). */
+  result(): ScanResult {
+    if (this.hard) return this.hard;
+    if (this.collapsed) return 'SCAN_SUCCEED';
+    return this.allocFailed ? 'SCAN_ALLOC_HUGE_PAGE_FAIL' : this.last;
+  }
+
   outcome(): WalkOutcome {
-    const result =
-      this.hard ??
-      (this.collapsed
-        ? 'SCAN_SUCCEED'
-        : this.allocFailed
-          ? 'SCAN_ALLOC_HUGE_PAGE_FAIL'
-          : this.last);
-    return { result, collapsed: this.collapsed };
+    return { result: this.result(), collapsed: this.collapsed };
   }
 }
 
 /** The merged (v19) linear forward walk over the PMD range. */
 export class ForwardWalk extends Tally implements OrderWalk {
   offset = 0;
-  order: number;
+  order = 0;
   private readonly ok: Eligibility;
   private started = false;
-  private readonly w: WalkInput;
+  private pendingAdvance = false;
+  private nr = 0;
+  private pmdOrder = 0;
 
   constructor(w: WalkInput) {
     super();
-    this.w = w;
-    this.order = w.pmdOrder;
     this.ok = new Eligibility(w);
+    this.start(w);
+  }
+
+  /** Start over on a new PMD range (walks are reused: no allocation per range). */
+  reset(w: WalkInput): this {
+    this.ok.reset(w);
+    this.start(w);
+    return this;
+  }
+
+  private start(w: WalkInput): void {
+    this.resetTally();
+    this.nr = w.nr;
+    this.pmdOrder = w.pmdOrder;
+    this.offset = 0;
+    this.order = w.pmdOrder;
+    this.started = false;
+    this.pendingAdvance = false;
   }
 
   /** A smaller order at the same offset, or the next offset at the largest order it allows. */
   private step(advance: boolean): void {
-    if (!advance && this.order > 2 && hasSmallerEnabled(this.w.enabled, this.order)) {
+    if (!advance && this.order > 2 && hasSmallerEnabled(this.ok.enabled, this.order)) {
       this.order--;
       return;
     }
     this.offset += 1 << this.order;
-    this.order = maxOrderFromOffset(this.offset, this.w.pmdOrder);
+    this.order = maxOrderFromOffset(this.offset, this.pmdOrder);
   }
 
   next(): boolean {
     if (this.hard) return false;
     if (this.started) this.step(this.pendingAdvance);
     this.started = true;
-    while (this.offset < this.w.nr) {
+    while (this.offset < this.nr) {
       if (this.ok.test(this.offset, this.order)) return true;
       this.step(false);
     }
     return false;
   }
-
-  private pendingAdvance = false;
 
   report(r: ScanResult): void {
     this.pendingAdvance = this.record(r, 1 << this.order);
@@ -249,20 +293,36 @@ export class ForwardWalk extends Tally implements OrderWalk {
 export class StackWalk extends Tally implements OrderWalk {
   offset = 0;
   order = 0;
-  private readonly stack: Region[];
+  /** Pending regions as offset * 32 + order (MTHP_STACK_SIZE entries at most). */
+  private readonly stack: number[] = [];
   private readonly ok: Eligibility;
   private descend = false;
 
   constructor(w: WalkInput) {
     super();
     this.ok = new Eligibility(w);
-    this.stack = [{ offset: 0, order: w.pmdOrder }];
+    this.start(w);
   }
 
+  /** Start over on a new PMD range. */
+  reset(w: WalkInput): this {
+    this.ok.reset(w);
+    this.start(w);
+    return this;
+  }
+
+  private start(w: WalkInput): void {
+    this.resetTally();
+    this.stack.length = 0;
+    this.stack.push(w.pmdOrder);
+    this.descend = false;
+  }
+
+  /** Push the right half, then the left half, one order down. */
   private push(offset: number, order: number): void {
     if (order > 2) {
-      this.stack.push({ offset: offset + (1 << order) / 2, order: order - 1 });
-      this.stack.push({ offset, order: order - 1 });
+      this.stack.push((offset + (1 << (order - 1))) * 32 + order - 1);
+      this.stack.push(offset * 32 + order - 1);
     }
   }
 
@@ -271,7 +331,9 @@ export class StackWalk extends Tally implements OrderWalk {
     if (this.descend) this.push(this.offset, this.order);
     this.descend = false;
     while (this.stack.length) {
-      const { offset, order } = this.stack.pop()!;
+      const top = this.stack.pop()!;
+      const offset = top >>> 5;
+      const order = top & 31;
       if (this.ok.test(offset, order)) {
         this.offset = offset;
         this.order = order;
