@@ -146,7 +146,7 @@ export function addOracleCommand(program: Command, io: Io, setExit: (code: numbe
     )
     .addHelpText(
       'after',
-      '\nThe sysfs knobs the scenario sets are written on the kernel and restored afterwards (also on\nerrors and on SIGINT/SIGTERM); each change is printed on stderr first.\n\nExamples:\n  sudo thpsim oracle test/kernel-selftests/collapse_full.yaml --context madvise\n  sudo thpsim oracle test/oracle/fault-orders.yaml --json',
+      '\nThe sysfs knobs the scenario sets are written on the kernel and restored afterwards (also on\nerrors and on SIGINT/SIGTERM); each change is printed on stderr first.\n\nExamples:\n  sudo thpsim oracle test/kernel-selftests/collapse_full.yaml --context madvise\n  sudo thpsim oracle test/kernel-selftests/cow_anon_thp_collapse.yaml --variant case=lower_shared --json',
     )
     .action((scenario: string, opts: OracleOpts) => setExit(oracleCommand(io, scenario, opts)));
 }

@@ -203,6 +203,9 @@ function runSide(
         const e = s.timeline[i];
         const src = s.sources[i] ?? `timeline[${i}]`;
         if (!SNAPSHOT_OPS.has(e.op) || src.includes('[i=') || /\]\[\w+=/.test(src)) return;
+        // MADV_HUGEPAGE maps nothing; and the first mm to register wakes a khugepaged that had
+        // no work at once on the kernel, while the model runs it at the next wait.
+        if (e.op === 'madvise' && (e.advice === 'hugepage' || e.advice === 'nohugepage')) return;
         if (snapshots.length > 0 && snapshots[snapshots.length - 1].event === i) return;
         const label = `timeline[${i}] ${e.op}${'proc' in e ? ` ${e.proc}` : ''}${e.op === 'madvise' ? ` ${e.advice}` : ''}`;
         take(i, label);
