@@ -15,6 +15,7 @@ import { orderSizeKb, ordersDescending } from '../mm/geometry.ts';
 import { checkInvariants } from '../mm/invariants.ts';
 import { Kernel, type KernelConfig } from '../mm/kernel.ts';
 import { doMadvise } from '../mm/madvise.ts';
+import { type MemcgEvents, memcgAttach, memcgCreate, memcgFork, memcgGroups } from '../mm/memcg.ts';
 import { doMmap, doMunmap, exitMmap, MmError } from '../mm/mmap.ts';
 import { doMprotect } from '../mm/mprotect.ts';
 import { doMremap } from '../mm/mremap.ts';
@@ -271,7 +272,33 @@ export class Machine {
   }
 
   fork(parent: Mm, childName: string): Mm {
-    return this.run(doFork(this.kernel, parent, childName));
+    const child = this.run(doFork(this.kernel, parent, childName));
+    memcgFork(this.kernel, parent, child);
+    return child;
+  }
+
+  /** Put a process in a cgroup of its own with memory.max = maxBytes (src/mm/memcg.ts). */
+  memoryMax(mm: Mm, maxBytes: number): void {
+    memcgAttach(this.kernel, mm, memcgCreate(this.kernel, mm.name, maxBytes));
+  }
+
+  /** memory.current, memory.max, memory.peak (kB) and memory.events of every memory cgroup. */
+  memcgs(): Array<{
+    name: string;
+    current: number;
+    /** null: "max" (no limit). */
+    max: number | null;
+    peak: number;
+    events: MemcgEvents;
+  }> {
+    const kb = this.pageSize / 1024;
+    return memcgGroups(this.kernel).map((g) => ({
+      name: g.name,
+      current: g.usage * kb,
+      max: Number.isFinite(g.maxPages) ? g.maxPages * kb : null,
+      peak: g.peak * kb,
+      events: { ...g.events },
+    }));
   }
 
   exit(mm: Mm): void {
@@ -282,10 +309,13 @@ export class Machine {
     mm.thpDisable = mode;
   }
 
+  /** Called after each khugepaged pass (wake) that advance() and waitKhugepaged() run. */
+  onKhugepagedPass: (() => void) | undefined = undefined;
+
   /** Advance simulated time; khugepaged runs whenever it is due. */
   advance(ms: number): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) throw new Errno('EINVAL', `bad time ${ms}`);
-    khugepagedRunUntil(this.kernel, this.kernel.clockMs + ms);
+    khugepagedRunUntil(this.kernel, this.kernel.clockMs + ms, this.onKhugepagedPass);
   }
 
   /**
@@ -300,7 +330,7 @@ export class Machine {
     while (k.clockMs < deadline && k.khugepaged.fullScans < target && !done?.()) {
       const next = Math.min(deadline, Math.max(k.khugepaged.wakeAt, k.clockMs));
       if (next === Infinity) break;
-      khugepagedRunUntil(k, next);
+      khugepagedRunUntil(k, next, this.onKhugepagedPass);
       if (k.khugepaged.wakeAt === Infinity) break;
     }
     return k.clockMs - start;

@@ -101,6 +101,20 @@ export function* mthpCollapse(
       msg: 'mTHP collapse does not support max_ptes_none values other than 0 or HPAGE_PMD_NR-1; using 0',
     });
   }
+  // thpsim's view of the walk's input, for replaying the order choice (thpsim view's explainer).
+  if (k.traceSink)
+    k.trace('thpsim_mthp_bitmap', {
+      mm: mm.id,
+      vpn,
+      bits: Array.from(w.bits.words, (x) => x.toString(16).padStart(8, '0')).join(''),
+      enabled,
+      unmapped: scan.unmapped,
+      lo: scan.lo,
+      hi: scan.hi,
+      max_ptes_none: w.t.sysfs,
+      madvise: w.t.madvise,
+      policy,
+    });
   // One walk per collapse control, reset for each PMD range.
   const walk = policyUsesStack(policy)
     ? (cc.stackWalk?.reset(w) ?? (cc.stackWalk = new StackWalk(w)))
