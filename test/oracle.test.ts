@@ -23,6 +23,7 @@ import {
 import { type SideResult, diffSides } from '../src/oracle/diff.ts';
 import { faultCases, fuzzScenario, minimize, saveFound } from '../src/oracle/generate.ts';
 import { buildHelper } from '../src/oracle/helper.ts';
+import { ORACLE_LOCK } from '../src/cli/oracle-command.ts';
 import {
   type OracleEnv,
   type OracleResult,
@@ -31,7 +32,7 @@ import {
   staticReasons,
 } from '../src/oracle/oracle.ts';
 import { ModelMachine, modelPages, pageSymbol, rle } from '../src/oracle/pages.ts';
-import { SysfsGuard } from '../src/oracle/sysfs-guard.ts';
+import { SysfsGuard, acquireMachineLock } from '../src/oracle/sysfs-guard.ts';
 import { loadSpec, parseText, resolveAndCheck, validateScenario } from '../src/scenario/load.ts';
 import { describeVariant, variantsOf } from '../src/scenario/resolve.ts';
 import type { ScenarioInput } from '../src/scenario/schema.ts';
@@ -269,6 +270,7 @@ describe('oracle: the diff', () => {
 
   it("reads the model's pages as pagemap shows them", () => {
     const m = new ModelMachine({ profile: 'linux-6.18', ramBytes: 64 * 2 ** 20 });
+    m.sysfsWrite('enabled', 'never');
     const mm = m.spawn('a');
     const a = m.mmap(mm, { lengthBytes: 2 * 2 ** 20, addrBytes: 2 ** 30 });
     m.touch(mm, a, 2 * 2 ** 20, true);
@@ -353,7 +355,11 @@ describe.sequential('oracle: live kernel', () => {
   }
   let env: OracleEnv;
   let cleanup = () => {};
+  let unlock = () => {};
   beforeAll(() => {
+    // Another oracle run on this machine (a second test run, a CLI run) would change the same
+    // knobs: wait for it.
+    unlock = acquireMachineLock(ORACLE_LOCK, 15 * 60_000, (l) => console.log(l));
     const helper = buildHelper();
     cleanup = helper.cleanup;
     const guard = new SysfsGuard({
@@ -366,6 +372,7 @@ describe.sequential('oracle: live kernel', () => {
   afterAll(() => {
     env?.guard.close();
     cleanup();
+    unlock();
     const w = Math.max(...rows.map((r) => r.name.length), 10);
     console.log(
       `oracle: ${caps.release}\n` +
@@ -449,6 +456,7 @@ describe.sequential('oracle: live kernel', () => {
     } catch {
       files = [];
     }
+    if (files.length === 0) it('has no findings to replay', () => expect(files).toEqual([]));
     for (const f of files)
       it(f, (ctx) => {
         const path = join(FOUND, f);

@@ -15,7 +15,7 @@ import {
 import { renderSnapshots } from '../oracle/diff.ts';
 import { buildHelper } from '../oracle/helper.ts';
 import { type OracleResult, machineGeometry, runOracle } from '../oracle/oracle.ts';
-import { SysfsGuard } from '../oracle/sysfs-guard.ts';
+import { SysfsGuard, acquireMachineLock } from '../oracle/sysfs-guard.ts';
 import { loadSpec, resolveAndCheck, SCENARIO_EXTENSIONS } from '../scenario/load.ts';
 import { describeVariant, variantsOf } from '../scenario/resolve.ts';
 import type { Variant } from '../scenario/schema.ts';
@@ -25,6 +25,8 @@ import { CliError, type Io, json } from './io.ts';
 export const ORACLE_EXIT = { agree: 0, error: 1, differ: 2, unavailable: 3 } as const;
 /** Where the guard keeps the original sysfs values while a run has changed them. */
 export const ORACLE_JOURNAL = join(tmpdir(), 'thpsim-oracle-sysfs.json');
+/** Held while a run may change the knobs (one oracle run per machine). */
+export const ORACLE_LOCK = join(tmpdir(), 'thpsim-oracle.lock');
 
 export interface OracleOpts {
   json?: boolean;
@@ -99,6 +101,12 @@ export function oracleCommand(io: Io, arg: string, opts: OracleOpts): number {
   }
   const log = (line: string) => io.err(`${line}\n`);
   const scenarios = variants.map((v) => resolveAndCheck(spec, path, { geometry, variant: v }));
+  let unlock: () => void;
+  try {
+    unlock = acquireMachineLock(ORACLE_LOCK, 120_000, log);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
   const helper = buildHelper();
   const guard = new SysfsGuard({ root: THP_ROOT, log, journal: ORACLE_JOURNAL });
   guard.installExitHandlers();
@@ -119,6 +127,7 @@ export function oracleCommand(io: Io, arg: string, opts: OracleOpts): number {
   } finally {
     guard.close();
     helper.cleanup();
+    unlock();
   }
   if (opts.json)
     io.out(json({ format: 'thpsim-oracle', version: 1, kernel: caps.release, results }));

@@ -31,6 +31,8 @@ export interface SideResult {
   snapshots: Snapshot[];
   /** Wall-clock milliseconds. */
   ms: number;
+  /** Why the side's global counters cannot be compared, if they cannot. */
+  countersUnreliable?: string;
 }
 
 export interface Difference {

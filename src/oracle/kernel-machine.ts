@@ -112,6 +112,7 @@ export class KernelMachine extends Machine implements OracleSide {
         // a value the model does not accept: the scenario's settings decide
       }
     }
+    for (const [rel, value] of opts.mirror) this.noteAlways(rel, value);
     this.scanSleep = this.opts.guard.read(SCAN_SLEEP);
     this.opts.guard.write(SCAN_SLEEP, PAUSED_SCAN_SLEEP);
     this.base = {
@@ -343,7 +344,20 @@ export class KernelMachine extends Machine implements OracleSide {
 
   // ---- sysfs ----
 
+  /**
+   * Set when some anonymous size was `always` during the run: every process on the machine then
+   * faults such folios, so the global counters say nothing about this run.
+   */
+  countersUnreliable: string | undefined;
+
+  private noteAlways(path: string, value: string): void {
+    const rel = path.replace(/^\/+/, '');
+    if (value.trim() === 'always' && (rel === 'enabled' || /^hugepages-\d+kB\/enabled$/.test(rel)))
+      this.countersUnreliable ??= `${rel} was "always" (every process on the machine faults such folios)`;
+  }
+
   override sysfsWrite(path: string, value: string): void {
+    this.noteAlways(path, value);
     try {
       if (path.replace(/^\/+/, '') === SCAN_SLEEP) {
         this.opts.guard.write(path, value); // checks the value, wakes khugepaged as a write does

@@ -178,6 +178,11 @@ export function snapshot(
 
 type SideMachine = Machine & OracleSide;
 
+function unreliable(m: SideMachine | undefined): { countersUnreliable?: string } {
+  const why = m instanceof KernelMachine ? m.countersUnreliable : undefined;
+  return why ? { countersUnreliable: why } : {};
+}
+
 /** Run one side; a NotComparableError anywhere in it is thrown, other failures are recorded. */
 function runSide(
   s: Scenario,
@@ -212,7 +217,12 @@ function runSide(
       },
     });
     take(-1, 'the end');
-    return { events: session.result.events, snapshots, ms: Math.round(performance.now() - t0) };
+    return {
+      events: session.result.events,
+      snapshots,
+      ms: Math.round(performance.now() - t0),
+      ...unreliable(machine),
+    };
   } catch (e) {
     const nc = notComparableIn(e);
     if (nc) throw nc;
@@ -222,6 +232,7 @@ function runSide(
       events: [],
       snapshots,
       ms: Math.round(performance.now() - t0),
+      ...unreliable(machine),
     };
   } finally {
     if (machine instanceof KernelMachine) machine.close();
@@ -288,8 +299,10 @@ export function runOracle(
     } finally {
       env.guard.restore();
     }
+    const skipAll = kernel.countersUnreliable;
+    if (skipAll && !opts.skipCounters) notes.push(`counters not compared: ${skipAll}`);
     const differences = diffSides(kernel, model, {
-      skipCounters: opts.skipCounters?.match,
+      skipCounters: skipAll ? () => true : opts.skipCounters?.match,
     });
     return {
       ...base,

@@ -185,3 +185,51 @@ export class SysfsGuard {
     unlinkSync(this.journal);
   }
 }
+
+/**
+ * One oracle run per machine at a time: two runs writing the same global knobs would spoil each
+ * other. The lock is a file holding the owner's pid, created exclusively; a lock whose owner has
+ * died is taken over. Waits up to timeoutMs; returns the release function.
+ */
+export function acquireMachineLock(
+  path: string,
+  timeoutMs: number,
+  log: (line: string) => void = () => {},
+): () => void {
+  const deadline = performance.now() + timeoutMs;
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  let told = false;
+  for (;;) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
+      return () => {
+        try {
+          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let owner: number;
+    try {
+      owner = Number(readFileSync(path, 'utf8').trim());
+    } catch {
+      continue; // released in between
+    }
+    if (!Number.isInteger(owner) || owner === process.pid || !pidAlive(owner)) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // someone else took it over first
+      }
+      continue;
+    }
+    if (performance.now() > deadline)
+      throw new SysfsGuardError(`another oracle run (pid ${owner}) is using the THP knobs`);
+    if (!told) log(`oracle: waiting for another oracle run (pid ${owner}) to finish`);
+    told = true;
+    Atomics.wait(wait, 0, 0, 200);
+  }
+}
