@@ -18,6 +18,7 @@ import {
 import type { CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import type { ProfileName } from '../mm/profile.ts';
 import { sysfsList } from '../mm/sysfs.ts';
+import { runWithMetrics } from '../report/collect.ts';
 import { SCAN_REASONS, renderRun } from '../report/text.ts';
 import { BUILTIN_SOURCE, builtinScenario } from '../scenario/builtin.ts';
 import { ScenarioError } from '../scenario/errors.ts';
@@ -76,6 +77,8 @@ export interface RunOpts {
   output?: string;
   checkInvariants?: boolean;
   trace?: boolean;
+  /** Collect the metrics for `thpsim report` and `thpsim view` (src/report/collect.ts). */
+  metrics?: boolean;
   context?: string;
   mem?: string;
   variant?: string[];
@@ -163,12 +166,15 @@ export function runCommand(io: Io, arg: string | undefined, opts: RunOpts): void
   const bar = progressBar(io, !opts.json);
   let result;
   try {
-    result = runScenarioSession(s, {
+    const ro = {
       source,
       checkInvariants: opts.checkInvariants,
       trace: opts.trace,
       onProgress: bar.onProgress,
-    }).result;
+    };
+    result = opts.metrics
+      ? runWithMetrics(s, { ...ro, keepTrace: opts.trace })
+      : runScenarioSession(s, ro).result;
   } finally {
     bar.stop();
   }

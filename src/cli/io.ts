@@ -49,7 +49,7 @@ export function json(value: unknown): string {
 }
 
 /** Write a whole file or nothing: never leaves a partial file under `path`. */
-export function writeFileAtomic(path: string, data: string): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const abs = resolve(path);
   const tmp = join(
     dirname(abs),

@@ -16,6 +16,8 @@ import {
   validateCommand,
 } from './commands.ts';
 import { registerCompare } from './compare-command.ts';
+import { registerReport } from './report-command.ts';
+import { registerView } from './view-command.ts';
 import { CliError, type Io, oneLine, processIo } from './io.ts';
 import { addOracleCommand } from './oracle-command.ts';
 
@@ -110,6 +112,10 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       '--trace',
       'print every tracepoint (mm_khugepaged_scan_pmd, mm_collapse_huge_page, ..., thpsim_pmd_result); with --json, include them as "trace"',
     )
+    .option(
+      '--metrics',
+      'also collect what `thpsim report` and `thpsim view` show (coverage samples, address maps, TLB estimate, ...) as "metrics" in the JSON result',
+    )
     .addHelpText(
       'after',
       '\nA progress bar appears on stderr for long runs when stderr is a terminal (never with --json).\n\nExamples:\n  thpsim run\n  thpsim run khugepaged-timeline --trace\n  thpsim run examples/fork-cow.yaml --json\n  thpsim run fault-orders --profile linux-6.18 -o out.json\n  thpsim run test/kernel-selftests/collapse_full.yaml --context madvise --mem shmem',
@@ -136,6 +142,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .action((scenario: string, opts) => setExit(collapseCommand(io, scenario, opts)));
 
   registerCompare(program, io);
+  registerReport(program, io);
+  registerView(program, io, setExit);
 
   program
     .command('validate')

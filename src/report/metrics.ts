@@ -51,8 +51,16 @@ export function runOrders(r: AnyRun): number[] {
  * totals of every process, which include file-backed orders only as smaps does).
  */
 export function coverageSeries(r: AnyRun): CoveragePoint[] {
-  if (r.metrics?.samples.length)
-    return r.metrics.samples.map((s) => ({ t: s.t, byOrderKb: s.byOrderKb, anonKb: s.anonKb }));
+  if (r.metrics?.samples.length) {
+    // One point per simulated time: the state after the last event at that time.
+    const out: CoveragePoint[] = [];
+    for (const s of r.metrics.samples) {
+      const p = { t: s.t, byOrderKb: s.byOrderKb, anonKb: s.anonKb };
+      if (out.length && out[out.length - 1].t === s.t) out[out.length - 1] = p;
+      else out.push(p);
+    }
+    return out;
+  }
   return r.reports.map((rep) => {
     const byOrderKb: Record<number, number> = {};
     let anonKb = 0;
