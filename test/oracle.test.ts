@@ -482,6 +482,10 @@ describe.sequential('oracle: live kernel', () => {
         if (r.verdict === 'differ') {
           const small = minimize(input, (x) => oracle(x).verdict === 'differ');
           const again = oracle(small);
+          if (again.verdict !== 'differ')
+            expect.fail(
+              `fuzz-${seed}: differed once but not when run again (${r.differences[0]?.where}: ${r.differences[0]?.what}); not saved`,
+            );
           const path = saveFound(
             FOUND,
             small,
