@@ -69,13 +69,20 @@ export function reportCommand(io: Io, file: string | undefined, opts: ReportOpts
       : { kind: 'run', run: collectScenario(io, opts.scenario!, opts.json === true) };
   if (input.kind === 'check')
     throw new CliError('report: a check trace has no report; use thpsim view');
+  if (opts.heatmap !== undefined && input.kind === 'run') {
+    const labels = input.run.metrics?.maps.map((m) => m.label) ?? [];
+    if (!labels.includes(opts.heatmap))
+      throw new CliError(
+        `--heatmap: no snapshot "${opts.heatmap}" (have: ${labels.join(', ') || 'none; run with --metrics'})`,
+      );
+  }
   const result = input.kind === 'run' ? input.run : input.compare;
   // Render everything before writing anything.
   const formats = opts.format ?? ['svg', 'png'];
   const files: Array<{ path: string; data: string | Buffer }> = [];
   const outDir = opts.outDir ?? 'thpsim-report';
   if (opts.plots !== false) {
-    for (const p of allPlots(result)) {
+    for (const p of allPlots(result, opts.heatmap)) {
       if (formats.includes('svg')) files.push({ path: join(outDir, `${p.name}.svg`), data: p.svg });
       if (formats.includes('png'))
         files.push({ path: join(outDir, `${p.name}.png`), data: svgToPng(p.svg) });
@@ -130,6 +137,10 @@ export function registerReport(program: Command, io: Io): void {
       new Option('--format <list>', 'plot formats: svg,png (default both)').argParser(parseFormats),
     )
     .option('--no-plots', 'print the tables only')
+    .option(
+      '--heatmap <label>',
+      "the heat map's snapshot: a report's label (default: the end of the run)",
+    )
     .addOption(new Option('--json', 'print the metrics as JSON instead of tables'))
     .addHelpText(
       'after',

@@ -326,13 +326,13 @@ export function compareCoveragePlot(c: CompareResult): PlotFile {
 }
 
 /** Every plot for a run or a comparison. */
-export function allPlots(input: AnyRun | CompareResult): PlotFile[] {
+export function allPlots(input: AnyRun | CompareResult, heatmap?: string): PlotFile[] {
   if (input.format === 'thpsim-compare') return [compareCoveragePlot(input), bloatPlot(input)];
   return [
     coveragePlot(input),
     bloatPlot(input),
     fragmentationPlot(input),
-    heatmapPlot(input),
+    heatmapPlot(input, heatmap),
   ].filter((p): p is PlotFile => p !== null);
 }
 

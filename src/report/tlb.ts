@@ -5,8 +5,9 @@
 //   replacement. The second level is one unified, fully associative LRU of 1536 entries that
 //   holds every size (as the STLB of recent x86 cores and the arm64 L2 TLB do).
 // - An entry maps what the page table says at the moment of the access: a huge PMD maps the PMD
-//   size; on arm64 a PTE with the contiguous hint (PTE_CONT, set when a naturally aligned block
-//   of CONT_PTES PTEs maps one folio) maps the whole block; any other PTE maps one page. On x86-64
+//   size; on arm64 a PTE in a naturally aligned block of CONT_PTES present PTEs that map
+//   consecutive pages of one folio (what the contpte code marks PTE_CONT) maps the whole block;
+//   any other PTE maps one page. On x86-64
 //   no coalescing of adjacent PTEs is assumed (AMD's PTE coalescing is not modelled).
 // - A second-level miss is a page walk: that is the "miss" counted. Page-walk caches, prefetch,
 //   instruction fetches, speculative accesses and huge-page splintering are not modelled.
@@ -18,7 +19,7 @@
 //
 // The baseline is the same access stream with every translation a base page.
 
-import { B_CONT, E_PRESENT, E_TABLE, E_TYPE_MASK, PMD } from '../mm/pgtable.ts';
+import { B_CONT, B_SPECIAL, E_PRESENT, E_TABLE, E_TYPE_MASK, PMD } from '../mm/pgtable.ts';
 import { levelIndex, pmdTableOf } from '../mm/pagewalk.ts';
 import type { Kernel } from '../mm/kernel.ts';
 import type { Mm } from '../mm/vma.ts';
@@ -32,7 +33,7 @@ export const TLB_MODEL =
   'two-level LRU: L1 64 base-page + 32 PMD entries, unified L2 1536 entries; miss = L2 miss';
 export const TLB_ASSUMPTIONS = [
   'fully associative LRU at both levels (real TLBs are set associative: conflict misses are not counted)',
-  'a huge PMD maps the PMD size; on arm64 a PTE_CONT block of CONT_PTES pages is one entry; on x86-64 no PTE coalescing',
+  'a huge PMD maps the PMD size; on arm64 an aligned block of CONT_PTES present PTEs mapping consecutive pages of one folio (what contpte marks PTE_CONT) is one entry; on x86-64 no PTE coalescing',
   'TLB flushes and shootdowns are not modelled; entries are tagged with the mm (no flush on context switch)',
   'only the workload accesses (touch, write, populate: one per page or stride) are counted, in timeline order',
   'page-walk caches, prefetch, instruction fetches and speculation are not modelled',
@@ -107,8 +108,25 @@ export class TlbModel {
     if (type === E_PRESENT) return C_PMD;
     if (k.geo.contPtes <= 1 || type !== E_TABLE) return C_BASE;
     const pteT = k.pt.pmd.getVal(pmdT, pmdI);
-    const b = k.pt.pte.bits[pteT * k.pt.pte.entriesPerTable + (vpn % k.geo.ptrsPerPte)];
-    return (b & E_TYPE_MASK) === E_PRESENT && (b & B_CONT) !== 0 ? C_CONT : C_BASE;
+    const off = pteT * k.pt.pte.entriesPerTable;
+    const i = vpn % k.geo.ptrsPerPte;
+    const b = k.pt.pte.bits[off + i];
+    if ((b & E_TYPE_MASK) !== E_PRESENT || (b & B_SPECIAL) !== 0) return C_BASE;
+    if (b & B_CONT) return C_CONT;
+    // What arm64's contpte code marks PTE_CONT: an aligned block of CONT_PTES present PTEs that
+    // map consecutive pages of one folio.
+    const n = k.geo.contPtes;
+    const first = i - (i % n);
+    const pfn0 = k.pt.pte.val[off + first];
+    const head = k.folios.headOf(pfn0);
+    if (k.folios.order[head] < Math.log2(n)) return C_BASE;
+    for (let j = 0; j < n; j++) {
+      const bj = k.pt.pte.bits[off + first + j];
+      if ((bj & E_TYPE_MASK) !== E_PRESENT || (bj & B_SPECIAL) !== 0) return C_BASE;
+      const p = k.pt.pte.val[off + first + j];
+      if (p !== pfn0 + j || k.folios.headOf(p) !== head) return C_BASE;
+    }
+    return C_CONT;
   }
 
   access(mm: Mm, vpn: number): void {

@@ -133,7 +133,7 @@ export function ExplainView({ run }: { run: AnyRun }) {
         <div class="panel" style={{ minWidth: '460px' }}>
           <div class="flex">
             <button data-testid="step-first" onClick={() => setStep(0)}>
-              ⏮
+              first
             </button>
             <button data-testid="step-prev" onClick={() => setStep((s) => Math.max(0, s - 1))}>
               ◀ prev
@@ -142,7 +142,7 @@ export function ExplainView({ run }: { run: AnyRun }) {
               next ▶
             </button>
             <button data-testid="step-last" onClick={() => setStep(n)}>
-              ⏭
+              last
             </button>
             <span data-testid="step-counter">
               step {step} / {n}
