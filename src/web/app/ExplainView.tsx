@@ -3,7 +3,7 @@
 // PTEs against the threshold, the attempt and its result: success, soft or hard failure), then
 // the folios the collapse made. Buttons and the arrow keys step through it.
 
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { type ExplainStep, replayExplain } from '../../report/explain.ts';
 import type { AnyRun } from '../../report/metrics.ts';
 import { bitmapWords, hexAddr, orderColor, orderLabel } from '../../report/model.ts';
@@ -33,6 +33,10 @@ export function ExplainView({ run }: { run: AnyRun }) {
   const n = replay ? replay.steps.length : 0;
   useEffect(() => setStep(0), [idx]);
   useEffect(() => arrowKeys((d) => setStep((s) => Math.max(0, Math.min(n, s + d)))), [n]);
+  const list = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    list.current?.querySelector('.current')?.scrollIntoView({ block: 'nearest' });
+  }, [step, idx]);
   if (!m.explain.length || !x || !replay)
     return (
       <p data-testid="explain-empty">
@@ -153,7 +157,7 @@ export function ExplainView({ run }: { run: AnyRun }) {
               ? describe(cur, m.pageKb)
               : 'The bitmap of the scanned PMD range. Step through the order walk with → or “next”.'}
           </p>
-          <div class="steps" data-testid="steps">
+          <div class="steps" data-testid="steps" ref={list}>
             {replay.steps.map((s, i) => (
               <div
                 key={i}
