@@ -36,6 +36,7 @@ import {
 import type { Scenario, Variant } from '../scenario/schema.ts';
 import { formatKb, formatSize, hex } from '../scenario/size.ts';
 import { Machine } from '../sim/machine.ts';
+import { workloadScenario } from '../workload/scenario.ts';
 import { CliError, type Io, json, oneLine, writeFileAtomic } from './io.ts';
 
 export const EXAMPLES_DIR = fileURLToPath(new URL('../../examples/', import.meta.url));
@@ -45,11 +46,16 @@ function displayPath(abs: string): string {
   return rel && !rel.startsWith('..') ? rel : abs;
 }
 
-/** A scenario file, or the name of an example ("fork-cow" for examples/fork-cow.yaml). */
+/**
+ * A scenario file, the name of an example ("fork-cow" for examples/fork-cow.yaml), or a workload
+ * generator ("workload:stride:max_ptes_none=470", src/workload/).
+ */
 export function resolveScenario(
   arg: string,
   opts: ResolveOptions = {},
 ): { scenario: Scenario; source: string } {
+  const workload = workloadScenario(arg, opts);
+  if (workload) return { scenario: workload, source: arg };
   if (arg !== '-' && !existsSync(arg) && /^[A-Za-z0-9_.-]+$/.test(arg) && !extname(arg)) {
     for (const ext of SCENARIO_EXTENSIONS) {
       const p = join(EXAMPLES_DIR, arg + ext);

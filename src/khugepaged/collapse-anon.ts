@@ -7,6 +7,7 @@ import { doSwapPage, mapAnonFolioPmd, mapAnonFolioPtes } from '../mm/fault.ts';
 import { PG_LOCKED, PG_LRU } from '../mm/folio.ts';
 import { collapseGfpMask } from '../mm/gfp.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
+import { memcgCharge } from '../mm/memcg.ts';
 import { mmapWriteUnlock } from '../mm/mmap.ts';
 import {
   B_UFFD_WP,
@@ -39,11 +40,14 @@ import { hugepageVmaRevalidate } from './revalidate.ts';
 import { cleanLazyfree, pteNoneOrZero, pteReferenced, refcountSuitable } from './scan-pmd.ts';
 import type { ScanResult } from './scan-result.ts';
 
+/** allocChargeFolio's result when mem_cgroup_charge failed. */
+const CHARGE_FAILED = -2;
+
 /**
  * alloc_charge_folio: the huge folio, allocated before any lock is taken; khugepaged compacts
  * only with khugepaged/defrag set, MADV_COLLAPSE always.
  */
-function* allocChargeFolio(k: Kernel, order: number, cc: CollapseControl): Step<number> {
+function* allocChargeFolio(k: Kernel, mm: Mm, order: number, cc: CollapseControl): Step<number> {
   const gfp = collapseGfpMask(k, cc.isKhugepaged);
   const folio = (yield allocFolioGfp(k, order, gfp)) as number;
   const stats = k.profile.mthpCollapseStats;
@@ -54,6 +58,10 @@ function* allocChargeFolio(k: Kernel, order: number, cc: CollapseControl): Step<
   }
   if (order === k.geo.pmdOrder) k.stats.event('thp_collapse_alloc');
   if (stats) k.stats.mthpStat(order, 'collapse_alloc');
+  if (k.uncharge && !((yield memcgCharge(k, mm, folio, gfp)) as boolean)) {
+    k.folioPut(folio);
+    return CHARGE_FAILED;
+  }
   return folio;
 }
 
@@ -344,8 +352,9 @@ export function* collapseHugePage(
   // pte-level collapse needs only the region inside the VMA; table detach needs the whole PMD.
   const pteLevel = !pmdOrder && k.collapsePolicy === 'pte-level';
   const span = pteLevel ? { vpn, pages: 1 << order } : undefined;
-  const folio = (yield allocChargeFolio(k, order, cc)) as number;
+  const folio = (yield allocChargeFolio(k, mm, order, cc)) as number;
   if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL', order);
+  if (folio === CHARGE_FAILED) return traced(k, mm, 0, 'SCAN_CGROUP_CHARGE_FAIL', order);
   let result: ScanResult;
   let isolatedCount = 0;
   /** None and zero PTEs the new folio fills with fresh pages (the memory the collapse adds). */

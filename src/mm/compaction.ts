@@ -37,6 +37,7 @@ import {
 } from './folio.ts';
 import { gfpDirectReclaim, gfpString } from './gfp.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
+import { memcgMigrate } from './memcg.ts';
 import { levelIndex, pmdReadLockless, pmdTableOf } from './pagewalk.ts';
 import { E_PRESENT, E_TABLE, E_TYPE_MASK, PMD } from './pgtable.ts';
 import { rmapAddPtes, rmapRemovePtes } from './rmap.ts';
@@ -287,6 +288,7 @@ export function* migrateFolio(k: Kernel, src: number, dst: number): Step<boolean
   yield unlock(L_FOLIO_LOCK, src);
   // The isolation reference (the last one if it moved: the old page goes back to the buddy
   // allocator) and the allocation reference of the new folio.
+  if (moved) memcgMigrate(k, src, dst);
   k.folioPut(src);
   k.folioPut(dst);
   k.stats.event(moved ? 'pgmigrate_success' : 'pgmigrate_fail');

@@ -10,6 +10,7 @@ import { PG_ANON, PG_ANON_EXCLUSIVE, PG_SWAPCACHE, PG_ZERO } from './folio.ts';
 import { highestOrder } from './geometry.ts';
 import { GFP_TRANSHUGE, __GFP_MOVABLE, gfpDirectReclaim, vmaThpGfpMask } from './gfp.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
+import { folioPrealloc, memcgCharge } from './memcg.ts';
 import { entryLoc, levelIndex, pmdAlloc, pteAlloc } from './pagewalk.ts';
 import {
   B_DIRTY,
@@ -234,10 +235,19 @@ function* doHugePmdAnonymousPage(
     return 0;
   }
   // vma_alloc_anon_folio_pmd
-  const folio = (yield allocFolioGfp(k, pmdOrder, vmaThpGfpMask(k, vma))) as number;
+  const gfp = vmaThpGfpMask(k, vma);
+  const folio = (yield allocFolioGfp(k, pmdOrder, gfp)) as number;
   if (folio === NO_PFN) {
     k.stats.event('thp_fault_fallback');
     k.stats.mthpStat(pmdOrder, 'anon_fault_fallback');
+    return VM_FAULT_FALLBACK;
+  }
+  if (k.uncharge && !((yield memcgCharge(k, vma.mm, folio, gfp)) as boolean)) {
+    k.folioPut(folio);
+    k.stats.event('thp_fault_fallback');
+    k.stats.event('thp_fault_fallback_charge');
+    k.stats.mthpStat(pmdOrder, 'anon_fault_fallback');
+    k.stats.mthpStat(pmdOrder, 'anon_fault_fallback_charge');
     return VM_FAULT_FALLBACK;
   }
   k.stats.event('thp_fault_alloc');
@@ -432,6 +442,16 @@ function* allocAnonFolio(
     let folio = k.allocFolio(o);
     if (folio === NO_PFN && gfpDirectReclaim(gfp))
       folio = (yield allocPagesDirectCompact(k, o, gfp)) as number;
+    if (
+      folio !== NO_PFN &&
+      k.uncharge &&
+      !((yield memcgCharge(k, vma.mm, folio, gfp)) as boolean)
+    ) {
+      k.folioPut(folio);
+      k.stats.mthpStat(o, 'anon_fault_fallback_charge');
+      orders &= ~(1 << o);
+      continue;
+    }
     if (folio !== NO_PFN) {
       k.stats.mthpStat(o, 'anon_fault_alloc');
       return folio;
@@ -439,7 +459,7 @@ function* allocAnonFolio(
     k.stats.mthpStat(o, 'anon_fault_fallback');
     orders &= ~(1 << o);
   }
-  return k.allocFolio(0);
+  return k.uncharge ? ((yield folioPrealloc(k, vma.mm)) as number) : k.allocFolio(0);
 }
 
 /** do_anonymous_page: the zero page for reads; a new folio (maybe mTHP) for writes. */
@@ -478,7 +498,9 @@ function* doAnonymousPage(
   const orders = anonFaultOrders(k, vma, vpn);
   const folio = orders
     ? ((yield allocAnonFolio(k, vma, vpn, pmdT, pmdI, orders)) as number)
-    : k.allocFolio(0);
+    : k.uncharge
+      ? ((yield folioPrealloc(k, vma.mm)) as number)
+      : k.allocFolio(0);
   if (folio === NO_PFN) return VM_FAULT_OOM;
   const order = k.folios.order[folio];
   const n = 1 << order;
@@ -561,7 +583,7 @@ export function* doWpPage(
     if (vmaLock) return VM_FAULT_RETRY;
     yield* anonVmaPrepare(k, vma);
   }
-  const copy = k.allocFolio(0);
+  const copy = k.uncharge ? ((yield folioPrealloc(k, vma.mm)) as number) : k.allocFolio(0);
   if (copy === NO_PFN) return VM_FAULT_OOM;
   f.data[copy] = zero ? 0 : f.data[pfn];
   yield lock(L_PTE_LOCK, pteT);
@@ -605,7 +627,7 @@ export function* doSwapPage(
   let folio = sw.cache[slot];
   let pfn: number;
   if (folio === -1) {
-    folio = k.allocFolio(0);
+    folio = k.uncharge ? ((yield folioPrealloc(k, vma.mm)) as number) : k.allocFolio(0);
     if (folio === NO_PFN) return VM_FAULT_OOM;
     f.data[folio] = sw.data[slot];
     f.set(folio, PG_SWAPCACHE);

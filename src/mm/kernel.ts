@@ -92,6 +92,8 @@ export class Kernel {
   collapsePolicy: CollapsePolicy = 'v19';
   /** Where tracepoints go; null when nobody listens. */
   traceSink: TraceSink | null = null;
+  /** Gives a freed folio's memcg charges back; set by memcg.ts once a memory cgroup exists. */
+  uncharge: ((head: number, order: number) => void) | null = null;
   /** khugepaged's mm_slot list, in registration order (mm ids). */
   readonly khugepagedSlots: number[] = [];
   private nextMmId = 1;
@@ -196,6 +198,7 @@ export class Kernel {
     if (f.flags[head] & PG_DEFERRED) this.deferredSplitRemove(head);
     const order = f.order[head];
     if (order > 0 && f.flags[head] & PG_ANON) this.stats.mthpStat(order, 'nr_anon', -1);
+    if (this.uncharge) this.uncharge(head, order);
     f.reset(head);
     this.buddy.free(head, order);
   }

@@ -246,12 +246,15 @@ export function thpUnderused(k: Kernel, head: number): boolean {
   return false;
 }
 
-/** deferred_split_scan over the whole queue. Returns the number of folios split. */
-export function* deferredSplitScan(k: Kernel): Step<number> {
+/**
+ * deferred_split_scan over the whole queue, or over one memcg's folios (`only`). Returns the
+ * number of folios split.
+ */
+export function* deferredSplitScan(k: Kernel, only?: (head: number) => boolean): Step<number> {
   let split = 0;
   for (const head of [...k.deferredSplit]) {
     const f = k.folios;
-    if (!(f.flags[head] & PG_DEFERRED)) continue;
+    if (!(f.flags[head] & PG_DEFERRED) || (only && !only(head))) continue;
     let underused = false;
     if (!(f.flags[head] & PG_PARTIALLY_MAPPED)) {
       underused = thpUnderused(k, head);

@@ -186,6 +186,8 @@ export interface Report {
   khugepaged: { pages_collapsed: number; full_scans: number };
   /** Anonymous kB over all processes, and the part in PMD ranges a VMA spans whole. */
   reach: { anonKb: number; inPmdSpansKb: number };
+  /** Memory cgroups (processes with memory_max): memory.current/max/peak in kB, memory.events. */
+  memcg?: ReturnType<Machine['memcgs']>;
 }
 
 /** collapse_huge_page calls at one order. */
@@ -489,7 +491,8 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
   };
   for (const [i, p] of s.processes.entries()) {
     try {
-      addProc(p.name, machine.spawn(p.name));
+      const ref = addProc(p.name, machine.spawn(p.name));
+      if (p.memory_max !== undefined) machine.memoryMax(ref.mm, p.memory_max);
     } catch (e) {
       throw new ScenarioError(source, `processes[${i}]`, `spawn failed: ${errMessage(e)}`, {
         cause: e,
@@ -577,10 +580,12 @@ export function runScenarioSession(s: Scenario, opts: RunOptions = {}): RunSessi
         stats: { ...(mthp[size] ?? {}) },
       });
     }
+    const memcg = machine.memcgs();
     return {
       label,
       event,
       clockMs: machine.kernel.clockMs,
+      ...(memcg.length > 0 ? { memcg } : {}),
       processes,
       meminfo: { ...machine.meminfo() },
       vmstat: { ...machine.vmstat() },

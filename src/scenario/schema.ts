@@ -12,7 +12,7 @@ import { GEOMETRY_NAMES, type GeometryName } from '../mm/geometry.ts';
 import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import { PROFILE_NAMES, type ProfileName } from '../mm/profile.ts';
 import { Expr, ExprError, type ExprConstraints, type ExprKind, parseExprNode } from './expr.ts';
-import { SIZE_HINT, describeValue, formatSize } from './size.ts';
+import { SIZE_HINT, describeValue, formatSize, parseSize } from './size.ts';
 
 export const SCENARIO_VERSION = 1;
 
@@ -372,7 +372,22 @@ export const EventSchema = z.discriminatedUnion('op', [
   EVENT_SCHEMAS.repeat,
 ]);
 
-export const ProcessSchema = z.strictObject({ name });
+/** A cgroup's memory.max: a size, or "max" for no limit. */
+const memoryMax = z.union([z.string(), z.number()]).transform((v, ctx): number => {
+  if (v === 'max') return Infinity;
+  try {
+    return parseSize(v);
+  } catch {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected ${SIZE_HINT} or "max", got ${describeValue(v)}`,
+    });
+    return z.NEVER;
+  }
+});
+
+/** A process; with memory_max it runs in a memory cgroup of its own (its children join it). */
+export const ProcessSchema = z.strictObject({ name, memory_max: memoryMax.optional() });
 
 export const ScenarioSchema = z.strictObject({
   version: z.literal(SCENARIO_VERSION),
