@@ -1,5 +1,6 @@
 // `thpsim view FILE...` / `thpsim view --scenario FILE`: the web viewer on 127.0.0.1.
 
+import { basename } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import type { ViewData } from '../web/view-data.ts';
@@ -29,7 +30,7 @@ export function viewData(io: Io, files: string[], opts: ViewOpts): ViewData {
   const put = <K extends 'run' | 'compare' | 'check'>(k: K, v: ViewData[K], from: string) => {
     if (data[k] !== undefined) throw new CliError(`view: more than one ${k} given (${from})`);
     data[k] = v;
-    names.push(from);
+    names.push(basename(from));
   };
   for (const f of files) {
     const x = readResult(f, true);

@@ -87,7 +87,14 @@ export function coveragePlot(r: AnyRun): PlotFile {
       ? [
           Plot.areaY(
             rows,
-            Plot.stackY({ x: 't', y: 'kb', fill: 'order', curve: 'step-after', order: domain }),
+            Plot.stackY({
+              x: 't',
+              y: 'kb',
+              z: 'order',
+              fill: 'order',
+              curve: 'step-after',
+              order: domain,
+            }),
           ),
           Plot.ruleY([0]),
         ]
@@ -308,7 +315,7 @@ export function compareCoveragePlot(c: CompareResult): PlotFile {
     y: { label: 'mapped by large folios (kB)', grid: true },
     color: { domain: c.runs.map((run) => run.name), range: SCHEME },
     marks: [
-      Plot.line(rows, { x: 't', y: 'kb', stroke: 'run', curve: 'step-after' }),
+      Plot.line(rows, { x: 't', y: 'kb', z: 'run', stroke: 'run', curve: 'step-after' }),
       Plot.dot(rows, { x: 't', y: 'kb', fill: 'run', r: 2.5 }),
       Plot.ruleY([0]),
     ],
