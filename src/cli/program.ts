@@ -15,6 +15,7 @@ import {
   sysfsCommand,
   validateCommand,
 } from './commands.ts';
+import { registerCheck } from './check-command.ts';
 import { registerCompare } from './compare-command.ts';
 import { registerReport } from './report-command.ts';
 import { registerView } from './view-command.ts';
@@ -142,6 +143,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .action((scenario: string, opts) => setExit(collapseCommand(io, scenario, opts)));
 
   registerCompare(program, io);
+  registerCheck(program, io, setExit);
   registerReport(program, io);
   registerView(program, io, setExit);
 

@@ -26,11 +26,14 @@ import {
   L_PMD_LOCK,
   L_PTE_LOCK,
   L_RCU,
+  S_PMD_ENTRY,
+  S_PTE_ENTRY,
   type Step,
   lock,
   tlbFlushRange,
   tlbRemoveTableSyncOne,
   unlock,
+  writeShared,
 } from '../mm/step.ts';
 import { vmaStartWrite } from '../mm/vma-ops.ts';
 import type { Mm, Vma } from '../mm/vma.ts';
@@ -113,6 +116,18 @@ function* collapseSwapin(
   return result;
 }
 
+/** The 2^order PTE values a copy reads: a range of a table, or a snapshot taken before clearing. */
+interface PteSource {
+  bits: Uint16Array;
+  val: Int32Array;
+  base: number;
+}
+
+function tableSource(k: Kernel, pteT: number, idx: number): PteSource {
+  const pte = k.pt.pte;
+  return { bits: pte.bits, val: pte.val, base: pteT * pte.entriesPerTable + idx };
+}
+
 interface Isolated {
   result: ScanResult;
   /** Folio heads isolated from the LRU and locked. */
@@ -130,16 +145,15 @@ interface Isolated {
 function isolate(
   k: Kernel,
   vma: Vma,
-  pteT: number,
-  idx: number,
+  src: PteSource,
   order: number,
   cc: CollapseControl,
 ): Isolated {
   const f = k.folios;
-  const pte = k.pt.pte;
+  const pte = { bits: src.bits, val: src.val };
   const nr = 1 << order;
   const pmd = order === k.geo.pmdOrder;
-  const base = pteT * pte.entriesPerTable + idx;
+  const base = src.base;
   const out: Isolated = { result: 'SCAN_SUCCEED', folios: [], referenced: 0, noneOrZero: 0 };
   const limNone = pmd ? maxPtesNone(k, vma, cc) : mthpMaxPtesNone(k, vma, order);
   const limShared = pmd ? maxPtesShared(k, cc) : 0;
@@ -215,18 +229,6 @@ function releaseIsolated(k: Kernel, folios: number[]): void {
   }
 }
 
-/** The 2^order PTE values a copy reads: a range of a table, or a snapshot taken before clearing. */
-interface PteSource {
-  bits: Uint16Array;
-  val: Int32Array;
-  base: number;
-}
-
-function tableSource(k: Kernel, pteT: number, idx: number): PteSource {
-  const pte = k.pt.pte;
-  return { bits: pte.bits, val: pte.val, base: pteT * pte.entriesPerTable + idx };
-}
-
 /**
  * __collapse_huge_page_copy and _succeeded: copy the data (zero for none/zero PTEs), then drop
  * the old pages' mappings and references. With `clear` the PTEs are cleared on the way (the
@@ -240,12 +242,32 @@ function copyAndRelease(
   folio: number,
   isolated: number[],
 ): void {
+  copyForCollapse(k, src, folio);
+  releaseCopied(k, vma, src, clear, folio, isolated);
+}
+
+/** __collapse_huge_page_copy: the new folio gets the old pages' data (zero for none/zero). */
+function copyForCollapse(k: Kernel, src: PteSource, folio: number): void {
   const f = k.folios;
-  const pte = k.pt.pte;
   const nr = 1 << f.order[folio];
   const { bits: sb, val: sv, base } = src;
   for (let i = 0; i < nr; i++)
     f.data[folio + i] = pteNoneOrZero(f, sb[base + i], sv[base + i]) ? 0 : f.data[sv[base + i]];
+}
+
+/** __collapse_huge_page_copy_succeeded: unlock and put back the old folios, drop their maps. */
+function releaseCopied(
+  k: Kernel,
+  vma: Vma,
+  src: PteSource,
+  clear: { pteT: number; idx: number } | null,
+  folio: number,
+  isolated: number[],
+): void {
+  const f = k.folios;
+  const pte = k.pt.pte;
+  const nr = 1 << f.order[folio];
+  const { bits: sb, val: sv, base } = src;
   releaseIsolated(k, isolated);
   for (let i = 0; i < nr; i++) {
     const bits = sb[base + i];
@@ -291,23 +313,46 @@ function* collapsePteLevel(
 ): Step<{ result: ScanResult; isolated: number; noneOrZero: number }> {
   const pte = k.pt.pte;
   const n = 1 << order;
+  const base = pteT * pte.entriesPerTable + idx;
+  const snap: PteSource = {
+    bits: pte.bits.slice(base, base + n),
+    val: pte.val.slice(base, base + n),
+    base: 0,
+  };
+  // The first version counted references before clearing: a GUP-fast pin taken in between
+  // survives the collapse (the checker's 'pte-level-isolate-before-clear').
+  const countFirst = k.bugs.has('pte-level-isolate-before-clear');
   yield lock(L_RCU, 0);
   yield lock(L_PTE_LOCK, pteT);
-  const iso = isolate(k, vma, pteT, idx, order, cc);
-  traceIsolate(k, iso, order);
-  if (iso.result === 'SCAN_SUCCEED') {
-    const base = pteT * pte.entriesPerTable + idx;
-    const snap: PteSource = {
-      bits: pte.bits.slice(base, base + n),
-      val: pte.val.slice(base, base + n),
-      base: 0,
-    };
+  let iso: Isolated | null = null;
+  if (countFirst) {
+    iso = isolate(k, vma, tableSource(k, pteT, idx), order, cc);
+    traceIsolate(k, iso, order);
+  }
+  if (!iso || iso.result === 'SCAN_SUCCEED') {
+    snap.bits.set(pte.bits.subarray(base, base + n));
+    snap.val.set(pte.val.subarray(base, base + n));
+    // Clear the region, flush it and wait out GUP-fast before counting references: a pin taken
+    // after this point must fail its recheck, one taken before shows in the count.
+    yield writeShared(S_PTE_ENTRY, base);
     for (let i = 0; i < n; i++) pte.clear(pteT, idx + i);
-    // flush_tlb_range over the region, then the IPI that waits out GUP-fast walkers.
+    const early = k.bugs.has('copy-before-flush');
+    if (early) copyForCollapse(k, snap, folio);
     yield tlbFlushRange(vma.mm.id);
-    yield tlbRemoveTableSyncOne();
-    copyAndRelease(k, vma, snap, null, folio, iso.folios);
-    mapAnonFolioPtes(k, vma, vpn, folio, pteT, idx);
+    if (!k.bugs.has('no-ipi-sync')) yield tlbRemoveTableSyncOne();
+    if (!iso) {
+      iso = isolate(k, vma, snap, order, cc);
+      traceIsolate(k, iso, order);
+    }
+    yield writeShared(S_PTE_ENTRY, base);
+    if (iso.result !== 'SCAN_SUCCEED') {
+      // Put the old entries back (no other walker could fill them: the PTE lock is held).
+      for (let i = 0; i < n; i++) pte.set(pteT, idx + i, snap.val[i], snap.bits[i]);
+    } else {
+      if (!early) copyForCollapse(k, snap, folio);
+      releaseCopied(k, vma, snap, null, folio, iso.folios);
+      mapAnonFolioPtes(k, vma, vpn, folio, pteT, idx);
+    }
   }
   yield unlock(L_PTE_LOCK, pteT);
   yield unlock(L_RCU, 0);
@@ -351,7 +396,8 @@ export function* collapseHugePage(
   const idx = vpn - pmdVpn;
   // pte-level collapse needs only the region inside the VMA; table detach needs the whole PMD.
   const pteLevel = !pmdOrder && k.collapsePolicy === 'pte-level';
-  const span = pteLevel ? { vpn, pages: 1 << order } : undefined;
+  const ownRangeOnly = pteLevel || (!pmdOrder && k.bugs.has('no-full-pmd-check'));
+  const span = ownRangeOnly ? { vpn, pages: 1 << order } : undefined;
   const folio = (yield allocChargeFolio(k, mm, order, cc)) as number;
   if (folio === NO_PFN) return traced(k, mm, 0, 'SCAN_ALLOC_HUGE_PAGE_FAIL', order);
   if (folio === CHARGE_FAILED) return traced(k, mm, 0, 'SCAN_CGROUP_CHARGE_FAIL', order);
@@ -398,15 +444,17 @@ export function* collapseHugePage(
     const { pmdT, pmdI } = look;
     yield lock(L_PMD_LOCK, pmdT);
     const pteT = k.pt.pmd.getVal(pmdT, pmdI);
+    const pmdLoc = pmdT * k.pt.pmd.entriesPerTable + pmdI;
+    yield writeShared(S_PMD_ENTRY, pmdLoc);
     k.pt.pmd.clear(pmdT, pmdI);
     k.pt.pte.state[pteT] = T_DETACHED;
     yield tlbFlushRange(mm.id);
     yield unlock(L_PMD_LOCK, pmdT);
     // GUP-fast may still walk the old table: wait it out. The detached table is mapped under RCU.
-    yield tlbRemoveTableSyncOne();
+    if (!k.bugs.has('no-ipi-sync')) yield tlbRemoveTableSyncOne();
     yield lock(L_RCU, 0);
     yield lock(L_PTE_LOCK, pteT);
-    const iso = isolate(k, vma, pteT, idx, order, cc);
+    const iso = isolate(k, vma, tableSource(k, pteT, idx), order, cc);
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_RCU, 0);
     isolatedCount = iso.folios.length;
@@ -415,6 +463,7 @@ export function* collapseHugePage(
     if (iso.result !== 'SCAN_SUCCEED') {
       // Put the table back where it was.
       yield lock(L_PMD_LOCK, pmdT);
+      yield writeShared(S_PMD_ENTRY, pmdLoc);
       k.pt.pmd.set(pmdT, pmdI, pteT, E_TABLE);
       k.pt.pte.state[pteT] = T_LINKED;
       yield unlock(L_PMD_LOCK, pmdT);
@@ -425,21 +474,25 @@ export function* collapseHugePage(
       yield unlock(L_ANON_VMA_WRITE, root);
       copyAndRelease(k, vma, tableSource(k, pteT, 0), { pteT, idx: 0 }, folio, iso.folios);
       yield lock(L_PMD_LOCK, pmdT);
+      yield writeShared(S_PMD_ENTRY, pmdLoc);
       mapAnonFolioPmd(k, vma, vpn, folio, pmdT, pmdI, pteT);
       yield unlock(L_PMD_LOCK, pmdT);
       result = 'SCAN_SUCCEED';
     } else {
       // The rest of the table is not isolated: rmap walkers must not find the PMD empty, so
-      // the anon_vma stays locked until the table is back.
+      // the anon_vma stays locked until the table is back (v5 dropped it here: a checker bug).
+      const earlyUnlock = k.bugs.has('early-anon-vma-unlock');
+      if (earlyUnlock) yield unlock(L_ANON_VMA_WRITE, root);
       copyAndRelease(k, vma, tableSource(k, pteT, idx), { pteT, idx }, folio, iso.folios);
       yield lock(L_PMD_LOCK, pmdT);
+      yield writeShared(S_PMD_ENTRY, pmdLoc);
       k.pt.pmd.set(pmdT, pmdI, pteT, E_TABLE);
       k.pt.pte.state[pteT] = T_LINKED;
       yield lock(L_PTE_LOCK, pteT);
       mapAnonFolioPtes(k, vma, vpn, folio, pteT, idx);
       yield unlock(L_PTE_LOCK, pteT);
       yield unlock(L_PMD_LOCK, pmdT);
-      yield unlock(L_ANON_VMA_WRITE, root);
+      if (!earlyUnlock) yield unlock(L_ANON_VMA_WRITE, root);
       result = 'SCAN_SUCCEED';
     }
   }

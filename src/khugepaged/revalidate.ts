@@ -14,7 +14,8 @@ export interface Revalidated {
 /**
  * The VMA must still exist, span the whole PMD range (for every order: a table shared with
  * another VMA must never be detached) and allow the order. `span` replaces the whole-PMD rule
- * by the region itself, for the pte-level design that never detaches the table.
+ * by the region itself: for the pte-level design, which never detaches the table, and for the
+ * v5 design the review rejected (the checker's 'no-full-pmd-check' bug).
  */
 export function hugepageVmaRevalidate(
   k: Kernel,

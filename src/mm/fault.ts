@@ -33,6 +33,8 @@ import { vmaPteProt } from './mprotect.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapAddPtes, rmapRemovePtes } from './rmap.ts';
 import { splitHugePmd } from './split.ts';
 import {
+  IRQ_HW_WALK,
+  L_IRQ_OFF,
   L_MMAP_READ,
   L_PMD_LOCK,
   L_PTE_LOCK,
@@ -67,6 +69,15 @@ export const ACCESS_SIGSEGV = 3;
  * dirty) bit atomically, and store a fresh value on a write. Returns the pfn or NO_PFN on a miss.
  */
 export function* hwAccess(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<number> {
+  // One access is one instruction: an IPI (a TLB shootdown) is taken before or after the walk,
+  // never in the middle of it, as if interrupts were off for its length.
+  yield lock(L_IRQ_OFF, IRQ_HW_WALK);
+  const pfn: number = yield* hwWalk(k, mm, vpn, write);
+  yield unlock(L_IRQ_OFF, IRQ_HW_WALK);
+  return pfn;
+}
+
+function* hwWalk(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<number> {
   const pt = k.pt;
   const pgdI = levelIndex(k, vpn, 0);
   yield readShared(20, entryLoc(pt.pgd, mm.pgd, pgdI));

@@ -34,6 +34,21 @@ export interface KernelConfig {
 
 export const NO_PFN = -1;
 
+/** The bug switches the checker's broken variants turn on (docs/page-table-walkers.md). */
+export type KernelBug =
+  /** mTHP collapse revalidates only its own range, not that the VMA spans the PMD (v5). */
+  | 'no-full-pmd-check'
+  /** mTHP collapse drops the anon_vma write lock after isolation, as the PMD path does (v5). */
+  | 'early-anon-vma-unlock'
+  /** Collapse skips tlb_remove_table_sync_one after detaching the table. */
+  | 'no-ipi-sync'
+  /** GUP-fast keeps its folio reference without rechecking the PMD and PTE. */
+  | 'no-gup-recheck'
+  /** pte-level collapse copies the old pages before flushing the TLB range. */
+  | 'copy-before-flush'
+  /** pte-level collapse checks references before it clears the PTEs (the first version). */
+  | 'pte-level-isolate-before-clear';
+
 export class Kernel {
   readonly geo: Geometry;
   readonly profile: KernelProfile;
@@ -90,6 +105,11 @@ export class Kernel {
   };
   /** Which mTHP collapse design runs (the merged one by default). */
   collapsePolicy: CollapsePolicy = 'v19';
+  /**
+   * Deliberate bugs for the interleaving checker: each names a step a design once lacked (e.g.
+   * 'no-full-pmd-check'), switched off inside the one implementation. Empty outside the checker.
+   */
+  readonly bugs = new Set<KernelBug>();
   /** Where tracepoints go; null when nobody listens. */
   traceSink: TraceSink | null = null;
   /** Gives a freed folio's memcg charges back; set by memcg.ts once a memory cgroup exists. */

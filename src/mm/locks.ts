@@ -127,6 +127,27 @@ export class LockTable implements EventSink {
     }
   }
 
+  /** Whether a thread holds a lock of this class (any object when id is omitted). */
+  holds(thread: number, cls: number, id?: number): boolean {
+    for (const [key, hs] of this.held) {
+      if (evClass(key) !== cls || (id !== undefined && evId(key) !== id)) continue;
+      if (hs.some((h) => h.thread === thread)) return true;
+    }
+    return false;
+  }
+
+  /** Whether any thread other than this one holds a lock of this class (this object). */
+  heldByOther(thread: number, cls: number, id?: number): boolean {
+    for (const [key, hs] of this.held)
+      if (
+        evClass(key) === cls &&
+        (id === undefined || evId(key) === id) &&
+        hs.some((h) => h.thread !== thread)
+      )
+        return true;
+    return false;
+  }
+
   /** Locks held by a thread, described. */
   heldBy(thread: number): string[] {
     const out: string[] = [];

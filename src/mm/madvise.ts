@@ -6,7 +6,18 @@ import { doMadviseCollapse } from '../khugepaged/madvise-collapse.ts';
 import type { Kernel } from './kernel.ts';
 import { mmapWriteUnlock, MmError } from './mmap.ts';
 import { madviseFree, madvisePageout } from './reclaim.ts';
-import { L_MMAP_READ, L_MMAP_WRITE, type Step, lock, unlock } from './step.ts';
+import {
+  L_MMAP_READ,
+  L_MMAP_WRITE,
+  L_RCU,
+  L_VMA_READ,
+  S_VMA_TREE,
+  type Step,
+  lock,
+  readShared,
+  trylock,
+  unlock,
+} from './step.ts';
 import { mergeAround, splitRange } from './vma-ops.ts';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, type Mm, type Vma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -45,6 +56,18 @@ function* hugepageMadvise(
   yield* mmapWriteUnlock(mm);
 }
 
+/** lock_vma_under_rcu for a range: the VMA read-locked if it holds the whole range, else null. */
+function* lockVmaForRange(mm: Mm, start: number, end: number): Step<Vma | null> {
+  yield lock(L_RCU, 0);
+  yield readShared(S_VMA_TREE, mm.id);
+  const vma = mm.findVma(start);
+  let locked = false;
+  if (vma && !vma.detached && end <= vma.end && vma.vmLockSeq !== mm.mmLockSeq)
+    locked = (yield trylock(L_VMA_READ, vma.id)) === true;
+  yield unlock(L_RCU, 0);
+  return locked ? vma! : null;
+}
+
 /** do_madvise. Returns 0 or the errno name (the kernel returns -errno). */
 export function* doMadvise(
   k: Kernel,
@@ -64,12 +87,17 @@ export function* doMadvise(
       yield* hugepageMadvise(k, mm, start, end, VM_NOHUGEPAGE, VM_HUGEPAGE);
       break;
     case 'dontneed': {
+      const opts = { keepGuards: true, reclaimTables: true };
+      // madvise_lock: a range inside one VMA needs only that VMA's read lock.
+      const one = yield* lockVmaForRange(mm, start, end);
+      if (one) {
+        yield* zapRange(k, one, start, end, opts);
+        yield unlock(L_VMA_READ, one.id);
+        break;
+      }
       yield lock(L_MMAP_READ, mm.id);
       for (const vma of mm.vmasIn(start, end))
-        yield* zapRange(k, vma, Math.max(start, vma.start), Math.min(end, vma.end), {
-          keepGuards: true,
-          reclaimTables: true,
-        });
+        yield* zapRange(k, vma, Math.max(start, vma.start), Math.min(end, vma.end), opts);
       yield unlock(L_MMAP_READ, mm.id);
       break;
     }

@@ -22,6 +22,7 @@ import {
   type Step,
   lock,
   readShared,
+  writeShared,
   unlock,
 } from './step.ts';
 import type { Mm } from './vma.ts';
@@ -116,6 +117,7 @@ export function* pteAlloc(k: Kernel, mm: Mm, pmdTable: number, pmdIdx: number): 
   let result = 0;
   const type = pmd.getBits(pmdTable, pmdIdx) & E_TYPE_MASK;
   if (type === E_NONE) {
+    yield writeShared(S_PMD_ENTRY, entryLoc(pmd, pmdTable, pmdIdx));
     pmd.set(pmdTable, pmdIdx, fresh, E_TABLE);
     pte.state[fresh] = T_LINKED;
     result = fresh;

@@ -32,6 +32,12 @@ export const L_PTE_LOCK = 11;
 export const L_FOLIO_LOCK = 12;
 export const L_RCU = 13;
 export const L_IRQ_OFF = 14;
+/**
+ * The L_IRQ_OFF object of a hardware page walk in progress (object 0 is a real interrupts-off
+ * section, e.g. GUP-fast). Broadcast TLB invalidation (arm64) completes only after walks that
+ * may use the old entries; it does not wait for interrupts-off sections.
+ */
+export const IRQ_HW_WALK = 1;
 export const L_WRITE_PROTECT_SEQ = 15;
 export const L_SWAP_LOCK = 16;
 export const L_LRU_LOCK = 17;

@@ -4,7 +4,7 @@
 import { swapCacheMaybeDrop } from './fault.ts';
 import { PG_DIRTY, PG_FILE, PG_ZERO } from './folio.ts';
 import type { Kernel } from './kernel.ts';
-import { levelIndex, pmdTableOf } from './pagewalk.ts';
+import { entryLoc, levelIndex, pmdTableOf } from './pagewalk.ts';
 import {
   B_DIRTY,
   E_MARKER,
@@ -22,7 +22,18 @@ import {
 } from './pgtable.ts';
 import { rmapRemovePmd, rmapRemovePtes } from './rmap.ts';
 import { splitHugePmd } from './split.ts';
-import { L_PMD_LOCK, L_PTE_LOCK, type Step, lock, unlock } from './step.ts';
+import {
+  L_PMD_LOCK,
+  L_PTE_LOCK,
+  S_PMD_ENTRY,
+  type Step,
+  lock,
+  readShared,
+  tlbFlushRange,
+  tlbRemoveTableSyncOne,
+  unlock,
+  writeShared,
+} from './step.ts';
 import type { Mm, Vma } from './vma.ts';
 
 export interface ZapOptions {
@@ -115,6 +126,8 @@ function* zapPtes(
     } else pte.clear(pteT, i);
   }
   const empty = pte.used[pteT] === 0;
+  // The flush comes before the PTL is dropped when pages were unmapped (tlb_flush_mmu_tlbonly).
+  if (gather.length) yield tlbFlushRange(vma.mm.id);
   yield unlock(L_PTE_LOCK, pteT);
   // tlb_finish_mmu: the folios are freed after the flush.
   for (let j = 0; j < gather.length; j += 2) k.folioPut(gather[j], gather[j + 1]);
@@ -130,12 +143,17 @@ function* reclaimPteTable(k: Kernel, pmdT: number, pmdI: number, pteT: number): 
     k.pt.pmd.getVal(pmdT, pmdI) === pteT &&
     k.pt.pte.used[pteT] === 0;
   if (ok) {
+    yield writeShared(S_PMD_ENTRY, entryLoc(k.pt.pmd, pmdT, pmdI));
     k.pt.pmd.clear(pmdT, pmdI);
     k.pt.pte.state[pteT] = T_DETACHED;
   }
   yield unlock(L_PTE_LOCK, pteT);
   yield unlock(L_PMD_LOCK, pmdT);
-  if (ok) k.pt.pte.free(pteT); // pte_free_tlb: freed after the RCU grace period
+  // pte_free_tlb: freed after the RCU grace period, which GUP-fast's interrupts-off holds up.
+  if (ok) {
+    yield tlbRemoveTableSyncOne();
+    k.pt.pte.free(pteT);
+  }
 }
 
 /** unmap_page_range for [start, end) inside one VMA. */
@@ -153,6 +171,8 @@ export function* zapRange(
     const pmdT = pmdTableOf(k, vma.mm, s);
     if (pmdT) {
       const pmdI = levelIndex(k, s, PMD);
+      // zap_pmd_range reads the entry without a lock and skips the range if it is none.
+      yield readShared(S_PMD_ENTRY, entryLoc(k.pt.pmd, pmdT, pmdI));
       const type = k.pt.pmd.type(pmdT, pmdI);
       const whole = s === pmdStart && e === pmdStart + ptrs;
       if (type === E_PRESENT) {

@@ -1,0 +1,123 @@
+// The pte-level design (not in any kernel): mTHP collapse inside the attached table, so that it
+// reaches VMAs smaller than a PMD. Checked against the same walkers of the neighbouring VMA B as
+// R1, plus GUP-fast and the hardware walker on the collapsing VMA A itself.
+
+import type { KernelBug } from '../../mm/kernel.ts';
+import { doMadvise } from '../../mm/madvise.ts';
+import { migrateFolio } from '../../walkers/rmap-walk.ts';
+import type { CheckCase, ThreadSpec } from '../explore.ts';
+import { gupWrite } from '../gup-user.ts';
+import { tlbUserWrite } from '../world.ts';
+import { khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
+
+const WRITTEN = [...Array.from({ length: 16 }, (_, i) => i), 256, 257];
+
+const collapseA: ThreadSpec = {
+  name: 'khugepaged collapse A[0..16) order 4 (pte-level)',
+  vma: 'A',
+  run: (w) => khugepagedCollapse(w, 0, 4),
+};
+const faultB: ThreadSpec = {
+  name: 'fault in B',
+  vma: 'B',
+  run: (w, cpu) => tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 300),
+};
+const migrateB: ThreadSpec = {
+  name: "migrate B's folio",
+  run: (w) => migrateFolio(w.k, w.pfns.page256),
+};
+const dontneedB: ThreadSpec = {
+  name: 'MADV_DONTNEED on B',
+  vma: 'B',
+  run: (w) => doMadvise(w.k, w.mms.p, vpnBase(w) + 256, vpnBase(w) + 288, 'dontneed'),
+};
+/** Two writes to page 5 of A: the first caches the translation, the second may use it. */
+const userA: ThreadSpec = {
+  name: 'user writes A[5] twice',
+  run: function* (w, cpu) {
+    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
+    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
+  },
+};
+const gupA: ThreadSpec = {
+  name: 'GUP-fast pin of A[3], write through the pin',
+  run: (w, cpu) => gupWrite(w, cpu, w.mms.p, vpnBase(w) + 3),
+};
+
+function pteLevel(
+  id: string,
+  title: string,
+  threads: ThreadSpec[],
+  bugs: KernelBug[],
+  expect: CheckCase['expect'],
+  geometry: 'x86-64-4k' | 'arm64-4k' = 'x86-64-4k',
+): CheckCase {
+  return {
+    id,
+    title: `pte-level collapse: ${title}`,
+    description: `The pte-level mTHP collapse of A[0..16) (A and B share the PTE table) racing ${threads
+      .slice(1)
+      .map((t) => t.name)
+      .join(', ')}${bugs.length ? `, with ${bugs.join(', ')}` : ''}, on ${geometry}.`,
+    setup: () => pmdWorld({ shared: true, policy: 'pte-level', bugs, written: WRITTEN, geometry }),
+    threads,
+    maxPreemptions: 2,
+    expect,
+    rules: [4, 5, 9, 10, 11],
+  };
+}
+
+export const PTE_LEVEL_B = pteLevel(
+  'pte-level-B',
+  'the walkers of the neighbouring VMA B',
+  [collapseA, faultB, migrateB],
+  [],
+  'verified',
+);
+export const PTE_LEVEL_DONTNEED = pteLevel(
+  'pte-level-dontneed',
+  'MADV_DONTNEED on B (with empty-table reclaim)',
+  [collapseA, dontneedB],
+  [],
+  'verified',
+);
+export const PTE_LEVEL_A = pteLevel(
+  'pte-level-A',
+  'GUP-fast and the hardware walker on A itself',
+  [collapseA, gupA, userA],
+  [],
+  'verified',
+);
+export const PTE_LEVEL_A_ARM64 = pteLevel(
+  'pte-level-A-arm64',
+  'GUP-fast and the hardware walker on A, TLB flushes without IPIs',
+  [collapseA, gupA, userA],
+  [],
+  'verified',
+  'arm64-4k',
+);
+/** The order as first written: the pins are counted before the PTEs are cleared. */
+export const PTE_LEVEL_ISOLATE_FIRST = pteLevel(
+  'pte-level-isolate-before-clear',
+  'reference counts checked before the PTEs are cleared',
+  [collapseA, gupA],
+  ['pte-level-isolate-before-clear'],
+  ['lost-write'],
+);
+/** Copying before the flush: a CPU still holding the old translation writes after the copy. */
+export const PTE_LEVEL_COPY_BEFORE_FLUSH = pteLevel(
+  'pte-level-copy-before-flush',
+  'the old pages copied before the TLB flush',
+  [collapseA, userA],
+  ['copy-before-flush'],
+  ['lost-write'],
+);
+
+export const PTE_LEVEL_CASES = [
+  PTE_LEVEL_B,
+  PTE_LEVEL_DONTNEED,
+  PTE_LEVEL_A,
+  PTE_LEVEL_A_ARM64,
+  PTE_LEVEL_ISOLATE_FIRST,
+  PTE_LEVEL_COPY_BEFORE_FLUSH,
+];

@@ -1,0 +1,496 @@
+// The explorer: every interleaving of a case's threads, up to a bound on preemptions, by
+// stateless depth-first search (each execution replays from setup along a recorded path, since
+// generators cannot be copied) with sleep sets to skip schedules that only reorder independent
+// events. A random mode samples schedules for cases too large to exhaust.
+
+import { LockTable } from '../mm/locks.ts';
+import type { Kernel } from '../mm/kernel.ts';
+import {
+  IRQ_HW_WALK,
+  L_ANON_VMA_READ,
+  L_ANON_VMA_WRITE,
+  L_I_MMAP_READ,
+  L_I_MMAP_WRITE,
+  L_IRQ_OFF,
+  L_MMAP_READ,
+  L_MMAP_WRITE,
+  L_RCU,
+  L_VMA_READ,
+  L_VMA_WRITE,
+  OP_ACQUIRE,
+  OP_DOWNGRADE,
+  OP_READ,
+  OP_RELEASE,
+  OP_TRYLOCK,
+  OP_WRITE,
+  S_IPI_SYNC,
+  S_TLB,
+  S_VMA_TREE,
+  type Step,
+  describeEvent,
+  evClass,
+  evId,
+  evOp,
+} from '../mm/step.ts';
+import type { Vma } from '../mm/vma.ts';
+import { Monitor, PROPERTIES, type PropertyName, type Violation } from './properties.ts';
+import { ThreadRun } from './thread.ts';
+import { type TraceStep, finishStep, traceStep } from './trace.ts';
+import type { CheckWorld } from './world.ts';
+
+export interface ThreadSpec {
+  name: string;
+  /** The VMA (by its world name) the operation works on, for the cross-VMA property. */
+  vma?: string;
+  run(w: CheckWorld, cpu: number): Step<unknown>;
+}
+
+export interface CheckCase {
+  /** "R1-v5", "R11-no-recheck". */
+  id: string;
+  title: string;
+  description: string;
+  /** A fresh world, the same every time (the explorer replays from it). */
+  setup(): CheckWorld;
+  threads: ThreadSpec[];
+  /** Properties to check (default: all). */
+  properties?: readonly PropertyName[];
+  maxPreemptions?: number;
+  maxSteps?: number;
+  /** 'verified', or the properties one of which a counterexample violates. */
+  expect: 'verified' | readonly PropertyName[];
+  /** The rules of docs/page-table-walkers.md this case breaks (broken form) or keeps. */
+  rules: readonly number[];
+}
+
+export interface ExploreOptions {
+  mode?: 'dfs' | 'random';
+  maxPreemptions?: number;
+  maxSteps?: number;
+  /** Stop after this many executions (the report says the bound was hit). */
+  maxExecutions?: number;
+  /** Random mode: schedules to try and the seed. */
+  iterations?: number;
+  seed?: number;
+  /** Replay one schedule (thread ids, one per step) and return its trace. */
+  replay?: number[];
+  /**
+   * Prune with sleep sets. Off by default: with a preemption bound, the schedule a sleep set
+   * keeps in place of a pruned one may need more preemptions than the bound allows, so bounded
+   * search with sleep sets can miss a counterexample (it did, for R1's migration variant).
+   */
+  sleepSets?: boolean;
+  /** Called every few hundred executions (for a progress bar). */
+  onProgress?: (executions: number) => void;
+}
+
+export interface Counterexample {
+  property: PropertyName;
+  message: string;
+  /** The thread of each step, the replayable schedule. */
+  schedule: number[];
+  preemptions: number;
+  steps: TraceStep[];
+  violationStep: number;
+}
+
+export interface CheckReport {
+  case: string;
+  title: string;
+  ok: boolean;
+  executions: number;
+  /** Events executed over all executions. */
+  events: number;
+  /** Executions cut short because every enabled thread was asleep (redundant orders). */
+  sleepPruned: number;
+  maxDepth: number;
+  ms: number;
+  bounds: { preemptions: number; maxSteps: number; maxExecutions: number };
+  /** The search stopped at maxExecutions or maxSteps before covering the bound. */
+  incomplete: boolean;
+  /** log10 of the number of interleavings of the threads' events without any reduction. */
+  naiveLog10: number;
+  counterexample?: Counterexample;
+}
+
+interface Node {
+  chosen: number;
+  enabled: number[];
+  /** Pending event per thread at this point (-1: none). */
+  events: number[];
+  sleep: Set<number>;
+  done: Set<number>;
+  preemptionsBefore: number;
+  /** The thread that ran the previous step (-1 at the start). */
+  prev: number;
+}
+
+// ---- independence ------------------------------------------------------------------------------
+
+/** Lock classes of one rwsem share a family (reader and writer conflict). */
+const RWSEM_FAMILY: Record<number, number> = {
+  [L_MMAP_READ]: 1,
+  [L_MMAP_WRITE]: 1,
+  [S_VMA_TREE]: 1,
+  [L_VMA_READ]: 2,
+  [L_VMA_WRITE]: 2,
+  [L_ANON_VMA_READ]: 3,
+  [L_ANON_VMA_WRITE]: 3,
+  [L_I_MMAP_READ]: 4,
+  [L_I_MMAP_WRITE]: 4,
+};
+/** Events on CPU state: TLBs, IPIs and interrupt-off sections. */
+const CPU_FAMILY = new Set([S_TLB, S_IPI_SYNC, L_IRQ_OFF]);
+
+function isRead(e: number): boolean {
+  return evOp(e) === OP_READ || evClass(e) === L_RCU;
+}
+
+/**
+ * Whether two events of different threads commute. Conservative: page-table entries, page-table
+ * locks, folios and CPU state form one family in which only two reads commute, because the code
+ * between events may touch any of them under the locks it holds; rwsems conflict only with
+ * themselves.
+ */
+export function independent(a: number, b: number): boolean {
+  if (isRead(a) && isRead(b)) return true;
+  if (evClass(a) === L_RCU || evClass(b) === L_RCU) return true;
+  const fa = RWSEM_FAMILY[evClass(a)];
+  const fb = RWSEM_FAMILY[evClass(b)];
+  if (fa !== undefined || fb !== undefined) return fa !== fb || evId(a) !== evId(b);
+  const ca = CPU_FAMILY.has(evClass(a));
+  const cb = CPU_FAMILY.has(evClass(b));
+  if (ca && cb) return false;
+  return false;
+}
+
+// ---- one execution -------------------------------------------------------------------------------
+
+interface Execution {
+  nodes: Node[];
+  violation: Violation | null;
+  /** The execution stopped early (sleep set, preemption bound, step bound). */
+  cut: 'sleep' | 'bound' | 'steps' | null;
+  steps: number;
+  trace: TraceStep[];
+  schedule: number[];
+}
+
+function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
+  const e = t.pending!;
+  const op = evOp(e);
+  const cls = evClass(e);
+  if (op === OP_ACQUIRE) return locks.canAcquire(e, t.id);
+  if (cls === S_IPI_SYNC) return !locks.heldByOther(t.id, L_IRQ_OFF);
+  // x86 flushes TLBs with IPIs, which wait for interrupts to be enabled again; arm64 broadcasts
+  // an invalidation that completes after the hardware walks in flight, but not GUP-fast.
+  if (cls === S_TLB && op === OP_WRITE)
+    return w.k.geo.arch === 'x86-64'
+      ? !locks.heldByOther(t.id, L_IRQ_OFF)
+      : !locks.heldByOther(t.id, L_IRQ_OFF, IRQ_HW_WALK);
+  return true;
+}
+
+class Runner {
+  readonly c: CheckCase;
+  readonly props: ReadonlySet<PropertyName>;
+  readonly maxPreemptions: number;
+  readonly maxSteps: number;
+  events = 0;
+
+  readonly sleepSets: boolean;
+
+  constructor(c: CheckCase, o: ExploreOptions, props?: ReadonlySet<PropertyName>) {
+    this.c = c;
+    this.sleepSets = o.sleepSets ?? false;
+    this.props = props ?? new Set(c.properties ?? PROPERTIES);
+    this.maxPreemptions = o.maxPreemptions ?? c.maxPreemptions ?? 2;
+    this.maxSteps = o.maxSteps ?? c.maxSteps ?? 2000;
+  }
+
+  /**
+   * Run one execution: follow `prefix`, then extend with `pick` (DFS: keep the current thread
+   * when possible; random: any). Records a trace when asked.
+   */
+  run(
+    prefix: Node[],
+    bound: number,
+    pick: (node: Node) => number | null,
+    withTrace: boolean,
+  ): Execution {
+    const w = this.c.setup();
+    const k: Kernel = w.k;
+    if (!(k.sink instanceof LockTable)) throw new Error('check worlds need strictLocks');
+    const locks = k.sink;
+    const threads = this.c.threads.map((s, i) => new ThreadRun(i, s.run(w, i)));
+    const vmaOf: Array<Vma | undefined> = this.c.threads.map((s) =>
+      s.vma ? w.vmas[s.vma] : undefined,
+    );
+    const names = this.c.threads.map((s) => s.name);
+    const mon = new Monitor(w, this.props, vmaOf, names);
+    for (const t of threads) t.advance();
+    const nodes: Node[] = [];
+    const trace: TraceStep[] = [];
+    const schedule: number[] = [];
+    let prev = -1;
+    let preemptions = 0;
+    let cut: Execution['cut'] = null;
+    let step = 0;
+    const fail = (v: Violation | undefined): Execution | null =>
+      v ? { nodes, violation: v, cut: null, steps: step, trace, schedule } : null;
+    for (;;) {
+      const crashed = threads.find((t) => t.error);
+      if (crashed) {
+        const msg = crashed.error instanceof Error ? crashed.error.message : String(crashed.error);
+        mon.violations.push({
+          property: 'crash',
+          message: `${names[crashed.id]}: ${msg}`,
+          step: Math.max(0, step - 1),
+        });
+      }
+      if (mon.violations.length) return fail(mon.violations[0])!;
+      const live = threads.filter((t) => !t.done);
+      const enabled = live.filter((t) => isEnabled(w, locks, t)).map((t) => t.id);
+      if (live.length === 0) {
+        mon.quiescence(step);
+        return (
+          fail(mon.violations[0]) ?? { nodes, violation: null, cut, steps: step, trace, schedule }
+        );
+      }
+      if (enabled.length === 0) {
+        if (this.props.has('deadlock'))
+          mon.violations.push({
+            property: 'deadlock',
+            message: `no thread can go on: ${live.map((t) => `${names[t.id]} waits at ${describeEvent(t.pending!)}`).join('; ')}`,
+            step,
+          });
+        if (mon.violations.length) return fail(mon.violations[0])!;
+        return { nodes, violation: null, cut: 'bound', steps: step, trace, schedule };
+      }
+      if (step >= this.maxSteps) {
+        cut = 'steps';
+        return { nodes, violation: null, cut, steps: step, trace, schedule };
+      }
+      let node: Node;
+      if (step < prefix.length) {
+        node = prefix[step];
+        if (!enabled.includes(node.chosen))
+          throw new Error(`replay diverged at step ${step}: thread ${node.chosen} is not enabled`);
+      } else {
+        const events = threads.map((t) => (t.done ? -1 : t.pending!));
+        const parent = nodes[step - 1];
+        const sleep = new Set<number>();
+        if (parent && this.sleepSets) {
+          const pe = parent.events[parent.chosen];
+          for (const s of [...parent.sleep, ...parent.done])
+            if (s !== parent.chosen && events[s] !== -1 && independent(parent.events[s], pe))
+              sleep.add(s);
+        }
+        node = {
+          chosen: -1,
+          enabled,
+          events,
+          sleep,
+          done: new Set(),
+          preemptionsBefore: preemptions,
+          prev,
+        };
+        const choice = pick(node);
+        if (choice === null) {
+          cut = enabled.every((t) => sleep.has(t)) ? 'sleep' : 'bound';
+          return { nodes, violation: null, cut, steps: step, trace, schedule };
+        }
+        node.chosen = choice;
+      }
+      nodes.push(node);
+      const t = threads[node.chosen];
+      if (prev !== -1 && node.chosen !== prev && enabled.includes(prev)) preemptions++;
+      if (preemptions > bound && step >= prefix.length) throw new Error('preemption bound broken');
+      const e = t.pending!;
+      const fn = t.fn(this.c.threads[t.id].name);
+      mon.before(t.id, e, fn, step, locks);
+      const op = evOp(e);
+      let answer: unknown = undefined;
+      if (op === OP_TRYLOCK) answer = locks.canAcquire(e, t.id);
+      if (
+        op === OP_ACQUIRE ||
+        op === OP_RELEASE ||
+        (op === OP_TRYLOCK && answer) ||
+        op === OP_DOWNGRADE
+      )
+        locks.apply(e, t.id);
+      if (evClass(e) === S_TLB && op === OP_WRITE) w.tlb.flush(evId(e));
+      const ts = withTrace ? traceStep(k, locks, step, t.id, fn, e, answer) : null;
+      t.advance(answer);
+      this.events++;
+      mon.after(t.id, step);
+      if (ts) {
+        finishStep(k, ts, e, locks);
+        trace.push(ts);
+      }
+      schedule.push(t.id);
+      prev = t.id;
+      step++;
+    }
+  }
+}
+
+/** Explore a case; see ExploreOptions for the modes. */
+export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
+  const t0 = performance.now();
+  const r = new Runner(c, o);
+  const maxExecutions = o.maxExecutions ?? 200_000;
+  let executions = 0;
+  let sleepPruned = 0;
+  let maxDepth = 0;
+  let incomplete = false;
+  let found: { ex: Execution; bound: number } | null = null;
+
+  if (o.replay) {
+    const nodes = o.replay.map((chosen): Node => ({
+      chosen,
+      enabled: [],
+      events: [],
+      sleep: new Set(),
+      done: new Set(),
+      preemptionsBefore: 0,
+      prev: -1,
+    }));
+    const ex = r.run(nodes, Infinity, () => null, true);
+    executions = 1;
+    if (ex.violation) found = { ex, bound: countSwitches(ex.schedule) };
+  } else if (o.mode === 'random') {
+    let x = (o.seed ?? 1) >>> 0 || 1;
+    const rnd = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const iterations = o.iterations ?? 1000;
+    for (let i = 0; i < iterations && !found; i++) {
+      const ex = r.run([], Infinity, (n) => n.enabled[rnd(n.enabled.length)], false);
+      executions++;
+      maxDepth = Math.max(maxDepth, ex.steps);
+      if (ex.violation) found = { ex, bound: countSwitches(ex.schedule) };
+    }
+  } else {
+    // Iterative context bounding: all schedules with 0 preemptions, then 1, ... so the first
+    // counterexample found has as few preemptions as possible.
+    outer: for (let bound = 0; bound <= r.maxPreemptions; bound++) {
+      const pick = (n: Node): number | null => {
+        const cands = n.enabled.filter((t) => !n.sleep.has(t) && !n.done.has(t));
+        if (cands.includes(n.prev)) return n.prev;
+        const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
+        if (prevEnabled && n.preemptionsBefore + 1 > bound) return null;
+        return cands.length ? cands[0] : null;
+      };
+      let prefix: Node[] = [];
+      for (;;) {
+        const ex = r.run(prefix, bound, pick, false);
+        executions++;
+        if (o.onProgress && executions % 256 === 0) o.onProgress(executions);
+        maxDepth = Math.max(maxDepth, ex.steps);
+        if (ex.cut === 'sleep') sleepPruned++;
+        if (ex.cut === 'steps') incomplete = true;
+        if (ex.violation) {
+          found = { ex, bound };
+          break outer;
+        }
+        if (executions >= maxExecutions) {
+          incomplete = true;
+          break outer;
+        }
+        // Backtrack to the deepest node with an untried choice within the bound.
+        const nodes = ex.nodes;
+        let i = nodes.length - 1;
+        for (; i >= 0; i--) {
+          const n = nodes[i];
+          n.done.add(n.chosen);
+          const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
+          const next = n.enabled.find(
+            (t) =>
+              !n.sleep.has(t) &&
+              !n.done.has(t) &&
+              (!prevEnabled || t === n.prev || n.preemptionsBefore + 1 <= bound),
+          );
+          if (next !== undefined) {
+            n.chosen = next;
+            break;
+          }
+        }
+        if (i < 0) break;
+        prefix = nodes.slice(0, i + 1);
+      }
+    }
+  }
+
+  let counterexample: Counterexample | undefined;
+  if (found) {
+    // Replay the schedule with tracing on.
+    const nodes = found.ex.schedule.map((chosen): Node => ({
+      chosen,
+      enabled: [],
+      events: [],
+      sleep: new Set(),
+      done: new Set(),
+      preemptionsBefore: 0,
+      prev: -1,
+    }));
+    const ex =
+      o.replay && found.ex.trace.length ? found.ex : r.run(nodes, Infinity, () => null, true);
+    const v = ex.violation ?? found.ex.violation!;
+    counterexample = {
+      property: v.property,
+      message: v.message,
+      schedule: found.ex.schedule,
+      preemptions: found.bound,
+      steps: ex.trace,
+      violationStep: Math.min(v.step, Math.max(0, ex.trace.length - 1)),
+    };
+  }
+  return {
+    case: c.id,
+    title: c.title,
+    ok: !found,
+    executions,
+    events: r.events,
+    sleepPruned,
+    maxDepth,
+    ms: performance.now() - t0,
+    bounds: { preemptions: r.maxPreemptions, maxSteps: r.maxSteps, maxExecutions },
+    incomplete,
+    naiveLog10: naiveLog10(c),
+    ...(counterexample ? { counterexample } : {}),
+  };
+}
+
+/** Context switches of a schedule (random and replayed schedules have no search bound). */
+function countSwitches(schedule: number[]): number {
+  let n = 0;
+  for (let i = 1; i < schedule.length; i++) if (schedule[i] !== schedule[i - 1]) n++;
+  return n;
+}
+
+/**
+ * log10 of (sum n_i)! / prod n_i!: the interleavings of the threads' event sequences, with the
+ * lengths from one run in which each thread goes alone to its end in turn.
+ */
+function naiveLog10(c: CheckCase): number {
+  // With no property checked, so that the sequential run goes to its end.
+  const r = new Runner(c, {}, new Set());
+  const lengths = new Array<number>(c.threads.length).fill(0);
+  const ex = r.run(
+    [],
+    Infinity,
+    (n) => (n.enabled.includes(n.prev) ? n.prev : n.enabled[0]),
+    false,
+  );
+  for (const t of ex.schedule) lengths[t]++;
+  const lf = (n: number) => {
+    let s = 0;
+    for (let i = 2; i <= n; i++) s += Math.log10(i);
+    return s;
+  };
+  return lf(lengths.reduce((a, b) => a + b, 0)) - lengths.reduce((a, n) => a + lf(n), 0);
+}

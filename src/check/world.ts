@@ -1,0 +1,92 @@
+// The shared state a checked execution runs on: a fresh kernel built by the case's setup, named
+// processes and VMAs, the CPUs' TLBs, and the value each user write left behind (so a lost write
+// and a stale read can be told apart at the end).
+
+import { faultUser, hwAccess, VM_FAULT_OOM, VM_FAULT_SIGSEGV } from '../mm/fault.ts';
+import { type Kernel, NO_PFN } from '../mm/kernel.ts';
+import { S_TLB, type Step, readShared } from '../mm/step.ts';
+import type { Mm, Vma } from '../mm/vma.ts';
+import type { Machine } from '../sim/machine.ts';
+
+/**
+ * Per-CPU caches of leaf translations. A CPU caches what its accesses walked; a TLB flush of an
+ * mm (an S_TLB write event) empties every CPU's entries for it.
+ */
+export class Tlb {
+  private readonly entries = new Map<number, Map<string, number>>();
+
+  lookup(cpu: number, mm: number, vpn: number): number | undefined {
+    return this.entries.get(cpu)?.get(`${mm}:${vpn}`);
+  }
+
+  insert(cpu: number, mm: number, vpn: number, pfn: number): void {
+    let m = this.entries.get(cpu);
+    if (!m) this.entries.set(cpu, (m = new Map()));
+    m.set(`${mm}:${vpn}`, pfn);
+  }
+
+  /** flush_tlb_range / flush_tlb_mm on every CPU (the range is not tracked: all of the mm). */
+  flush(mm: number): void {
+    for (const m of this.entries.values())
+      for (const key of [...m.keys()]) if (key.startsWith(`${mm}:`)) m.delete(key);
+  }
+}
+
+export interface CheckWorld {
+  m: Machine;
+  k: Kernel;
+  mms: Record<string, Mm>;
+  vmas: Record<string, Vma>;
+  /** Named pfns the threads act on (e.g. the folio a migration moves). */
+  pfns: Record<string, number>;
+  tlb: Tlb;
+  /** The last value user writes stored, per `${mm}:${vpn}`. */
+  expected: Map<string, number>;
+  /** Violations the walkers found as they ran (e.g. a write through a stale TLB entry). */
+  found: Array<{ property: string; message: string }>;
+}
+
+export function newWorld(m: Machine): CheckWorld {
+  return {
+    m,
+    k: m.kernel,
+    mms: {},
+    vmas: {},
+    pfns: {},
+    tlb: new Tlb(),
+    expected: new Map(),
+    found: [],
+  };
+}
+
+/**
+ * A user write on a CPU: through its TLB if the translation is cached, else the hardware walk
+ * (which caches it), else a page fault and the access again. Each write stores a fresh value.
+ */
+export function* tlbUserWrite(w: CheckWorld, cpu: number, mm: Mm, vpn: number): Step<void> {
+  const k = w.k;
+  const key = `${mm.id}:${vpn}`;
+  for (let attempt = 0; attempt < 6; attempt++) {
+    yield readShared(S_TLB, mm.id);
+    const hit = w.tlb.lookup(cpu, mm.id, vpn);
+    if (hit !== undefined) {
+      if (k.folios.refcount[k.folios.headOf(hit)] === 0)
+        w.found.push({
+          property: 'stale-tlb',
+          message: `CPU ${cpu} wrote vpn ${vpn} through a TLB entry to pfn ${hit}, which is free`,
+        });
+      const t = k.freshData();
+      k.folios.data[hit] = t;
+      w.expected.set(key, t);
+      return;
+    }
+    const pfn = (yield hwAccess(k, mm, vpn, true)) as number;
+    if (pfn !== NO_PFN) {
+      w.tlb.insert(cpu, mm.id, vpn, pfn);
+      w.expected.set(key, k.folios.data[pfn]);
+      return;
+    }
+    const r = (yield faultUser(k, mm, vpn, true)) as number;
+    if (r & (VM_FAULT_SIGSEGV | VM_FAULT_OOM)) return;
+  }
+}

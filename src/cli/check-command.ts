@@ -1,0 +1,234 @@
+// `thpsim check`: explore the interleavings of a checker case and print the verdict, with the
+// shortest counterexample found as numbered steps. Exit status: 0 verified within the bounds,
+// 1 counterexample, 2 bad input.
+
+import cliProgress from 'cli-progress';
+import Table from 'cli-table3';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { CASES, caseById } from '../check/cases/index.ts';
+import {
+  type CheckCase,
+  type CheckReport,
+  PROPERTY_TEXT,
+  checkTrace,
+  explore,
+  formatTrace,
+} from '../check/index.ts';
+import { decodeSchedule, encodeSchedule } from '../check/schedule.ts';
+import { type Io, json, oneLine, writeFileAtomic } from './io.ts';
+
+export interface CheckOpts {
+  json?: boolean;
+  all?: boolean;
+  list?: boolean;
+  random?: number;
+  seed?: number;
+  maxPreemptions?: number;
+  maxExecutions?: number;
+  replay?: string;
+  sleepSets?: boolean;
+  output?: string;
+}
+
+function positive(max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0 || n > max)
+      throw new InvalidArgumentError(`expected an integer in 0..${max}.`);
+    return n;
+  };
+}
+
+/** The JSON form of one case's result; `counterexample` is the viewer's CheckTrace. */
+export function checkResultJson(c: CheckCase, r: CheckReport) {
+  const { counterexample, ...rest } = r;
+  return {
+    format: 'thpsim-check' as const,
+    version: 1 as const,
+    ...rest,
+    description: c.description,
+    expected: c.expect,
+    asExpected: asExpected(c, r),
+    ...(counterexample
+      ? {
+          schedule: encodeSchedule(counterexample.schedule),
+          preemptions: counterexample.preemptions,
+          counterexample: checkTrace(
+            c.id,
+            c.threads.map((t) => t.name),
+            counterexample.steps,
+            counterexample.property,
+            counterexample.message,
+            counterexample.violationStep,
+          ),
+        }
+      : {}),
+  };
+}
+
+function asExpected(c: CheckCase, r: CheckReport): boolean {
+  if (c.expect === 'verified') return r.ok;
+  return !r.ok && c.expect.includes(r.counterexample!.property);
+}
+
+function stats(r: CheckReport): string {
+  const ratio = Math.log10(Math.max(1, r.executions)) - r.naiveLog10;
+  return `${r.executions.toLocaleString('en-US')} schedules, ${r.events.toLocaleString('en-US')} steps executed, ${(r.ms / 1000).toFixed(2)} s; bounds: ${r.bounds.preemptions} preemptions, ${r.bounds.maxSteps} steps${r.incomplete ? ' (NOT exhausted: a bound on executions or steps was hit)' : ''}; naive interleavings ~1e${r.naiveLog10.toFixed(1)}, explored/naive ~1e${ratio.toFixed(1)}`;
+}
+
+function render(c: CheckCase, r: CheckReport): string {
+  const out = [`${c.id}: ${c.title}`, `  ${c.description}`];
+  if (r.ok) {
+    out.push(`verified within bounds: ${stats(r)}`);
+    return out.join('\n') + '\n';
+  }
+  const cx = r.counterexample!;
+  out.push(
+    `counterexample: "${cx.property}" violated (${PROPERTY_TEXT[cx.property]})`,
+    `  ${cx.message}`,
+    `  found after ${stats(r)}; ${cx.steps.length} steps, ${cx.preemptions} preemptions`,
+    `  replay: thpsim check ${c.id} --replay ${encodeSchedule(cx.schedule)}`,
+    '',
+    formatTrace(
+      c.threads.map((t) => t.name),
+      cx.steps,
+      cx.violationStep,
+    ),
+  );
+  return out.join('\n') + '\n';
+}
+
+function progress(io: Io, enabled: boolean) {
+  if (!enabled || !io.progress) return { onProgress: undefined, stop: () => {} };
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    onProgress: (n: number) => {
+      if (!bar) {
+        bar = new cliProgress.SingleBar(
+          {
+            stream: io.progress,
+            format: 'thpsim check | {value} schedules explored',
+            hideCursor: true,
+            clearOnComplete: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(0, 0);
+      }
+      bar.update(n);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
+  if (o.list) {
+    if (o.json)
+      io.out(
+        json(CASES.map((c) => ({ id: c.id, title: c.title, expect: c.expect, rules: c.rules }))),
+      );
+    else {
+      const t = new Table({ head: ['case', 'expected', 'title'], style: { head: [], border: [] } });
+      for (const c of CASES)
+        t.push([c.id, c.expect === 'verified' ? 'verified' : c.expect.join('|'), c.title]);
+      io.out(t.toString() + '\n');
+    }
+    return 0;
+  }
+  const cases: CheckCase[] = [];
+  for (const id of o.all ? CASES.map((c) => c.id) : ids) {
+    const c = caseById(id);
+    if (!c) {
+      io.err(`thpsim: ${oneLine(`no checker case "${id}" (thpsim check --list shows them)`)}\n`);
+      return 2;
+    }
+    cases.push(c);
+  }
+  if (cases.length === 0) {
+    io.err('thpsim: name a case (thpsim check --list), or use --all\n');
+    return 2;
+  }
+  let replay: number[] | undefined;
+  if (o.replay !== undefined) {
+    if (cases.length !== 1) {
+      io.err('thpsim: --replay needs exactly one case\n');
+      return 2;
+    }
+    const d = decodeSchedule(o.replay, cases[0].threads.length);
+    if (typeof d === 'string') {
+      io.err(`thpsim: --replay: ${d}\n`);
+      return 2;
+    }
+    replay = d;
+  }
+  const results: Array<ReturnType<typeof checkResultJson>> = [];
+  const texts: string[] = [];
+  let failed = false;
+  for (const c of cases) {
+    const bar = progress(io, !o.json);
+    let r: CheckReport;
+    try {
+      r = explore(c, {
+        ...(o.random !== undefined ? { mode: 'random' as const, iterations: o.random } : {}),
+        ...(o.seed !== undefined ? { seed: o.seed } : {}),
+        ...(o.maxPreemptions !== undefined ? { maxPreemptions: o.maxPreemptions } : {}),
+        ...(o.maxExecutions !== undefined ? { maxExecutions: o.maxExecutions } : {}),
+        ...(replay ? { replay } : {}),
+        sleepSets: o.sleepSets ?? false,
+        onProgress: bar.onProgress,
+      });
+    } catch (e) {
+      bar.stop();
+      io.err(`thpsim: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
+      return 2;
+    }
+    bar.stop();
+    if (!r.ok) failed = true;
+    results.push(checkResultJson(c, r));
+    texts.push(render(c, r));
+  }
+  const doc =
+    results.length === 1 ? results[0] : { format: 'thpsim-check-list', version: 1, results };
+  if (o.output) writeFileAtomic(o.output, json(doc));
+  io.out(o.json ? json(doc) : texts.join('\n'));
+  return failed ? 1 : 0;
+}
+
+export function registerCheck(program: Command, io: Io, setExit: (n: number) => void): void {
+  program
+    .command('check')
+    .description(
+      'explore every interleaving (within bounds) of a checker case: walkers and collapse racing on shared page tables; prints "verified" or the shortest counterexample as numbered steps (exit 0 verified, 1 counterexample, 2 bad input)',
+    )
+    .argument('[case...]', 'case ids (thpsim check --list)')
+    .option('--list', 'list the cases')
+    .option('--all', 'run every case')
+    .addOption(
+      new Option('--random <n>', 'sample n random schedules instead of exploring').argParser(
+        positive(10_000_000),
+      ),
+    )
+    .addOption(new Option('--seed <n>', 'seed for --random').argParser(positive(0xffffffff)))
+    .addOption(
+      new Option('--max-preemptions <n>', "preemption bound (default: the case's)").argParser(
+        positive(10),
+      ),
+    )
+    .addOption(
+      new Option('--max-executions <n>', 'stop after n schedules (default 200000)').argParser(
+        positive(100_000_000),
+      ),
+    )
+    .option('--replay <schedule>', 're-run one schedule, as printed with a counterexample')
+    .option(
+      '--sleep-sets',
+      'prune with sleep sets (faster; can miss bugs under a preemption bound)',
+    )
+    .option('-o, --output <file>', 'also write the JSON result to <file> (atomically)')
+    .option('--json', "print machine-readable JSON (counterexample in the viewer's format)")
+    .addHelpText(
+      'after',
+      '\nExamples:\n  thpsim check --list\n  thpsim check R1-v5\n  thpsim check R1-v19\n  thpsim check pte-level-isolate-before-clear --json -o trace.json\n  thpsim check --all',
+    )
+    .action((ids: string[], o: CheckOpts) => setExit(checkCommand(io, ids, o)));
+}
