@@ -15,6 +15,7 @@ export function encodeSchedule(schedule: readonly number[]): string {
 /** The schedule, or an error message naming the bad part. */
 export function decodeSchedule(s: string, threads: number): number[] | string {
   const out: number[] = [];
+  if (s.trim() === '') return out;
   const parts = s.trim().split('.');
   for (const [i, p] of parts.entries()) {
     const m = /^(\d+)x(\d+)$/.exec(p);
