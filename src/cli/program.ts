@@ -21,6 +21,7 @@ import { registerReport } from './report-command.ts';
 import { registerView } from './view-command.ts';
 import { CliError, type Io, oneLine, processIo } from './io.ts';
 import { addOracleCommand } from './oracle-command.ts';
+import { registerWorkloadCommands } from './workload-commands.ts';
 
 function version(): string {
   try {
@@ -186,6 +187,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .action((opts: { json?: boolean }) => examplesCommand(io, opts));
 
   addOracleCommand(program, io, setExit);
+  registerWorkloadCommands(program, io, setExit);
 
   return program;
 }

@@ -464,15 +464,18 @@ const forkServer: Generator = {
 
 const manySmallVmas: Generator = {
   name: 'many-small-vmas',
-  summary: 'many VMAs smaller than a PMD, separated by gaps; mTHP faults and collapse',
+  summary: 'many VMAs smaller than a PMD, faulted with small pages, then mTHP collapse',
   doc:
-    'Many small anonymous mappings (thread stacks, arenas, JIT regions) that no PMD fits in. ' +
-    'On arm64 with 16K or 64K pages the PMD is 32M or 512M, so nearly all memory is in such ' +
-    'VMAs: only mTHP sizes help, and only collapse designs that need not detach the whole page ' +
-    'table (pte-level) reach them with khugepaged.',
+    'Many small anonymous mappings (thread stacks, arenas, JIT regions) that no PMD fits in, ' +
+    'next to one PMD-sized arena (which registers the process with khugepaged). They are ' +
+    'faulted with small pages, then MADV_HUGEPAGE and the mTHP sizes are enabled and khugepaged ' +
+    'runs. On arm64 with 16K or 64K pages the PMD is 32M or 512M, so nearly all memory is in ' +
+    'such VMAs: only collapse designs that need not detach the whole page table (pte-level) ' +
+    'reach them.',
   params: [
-    { name: 'count', kind: 'int', default: 64, doc: 'number of VMAs' },
-    { name: 'size', kind: 'size', default: '1MiB', doc: 'size of each VMA' },
+    { name: 'count', kind: 'int', default: 64, doc: 'number of small VMAs' },
+    { name: 'size', kind: 'size', default: '1MiB', doc: 'size of each small VMA' },
+    { name: 'anchor', kind: 'int', default: 1, doc: 'PMDs in the arena VMA (0: none)' },
     { name: 'density', kind: 'fraction', default: 0.75, doc: 'fraction of pages written' },
     {
       name: 'geometry',
@@ -483,7 +486,7 @@ const manySmallVmas: Generator = {
     { name: 'sleep_ms', kind: 'int', default: 60000, doc: 'time for khugepaged' },
     ENABLED('madvise'),
     { ...MTHP, default: '' },
-    { ...MAX_PTES_NONE, default: 'NR-1' },
+    MAX_PTES_NONE,
     RAM('2GiB'),
     SEED,
   ],
@@ -492,31 +495,42 @@ const manySmallVmas: Generator = {
     // Gaps keep the mappings from merging; every VMA starts on a 64K boundary.
     const slot = Math.ceil((size + 65536) / 65536) * 65536;
     const base = 0x4000_0000;
+    const density = n(p.density);
     const timeline: Ev[] = [];
+    const vmas: string[] = [];
+    if (n(p.anchor) > 0) {
+      timeline.push(
+        { op: 'mmap', proc: 'app', vma: 'arena', size: `${n(p.anchor)}pmd`, align: '1pmd' },
+        { op: 'write', proc: 'app', vma: 'arena', pattern: { random: density, seed: n(p.seed) } },
+      );
+      vmas.push('arena');
+    }
     for (let i = 0; i < n(p.count); i++) {
       const vma = `v${i}`;
       timeline.push(
         { op: 'mmap', proc: 'app', vma, size, addr: base + i * slot },
-        { op: 'madvise', proc: 'app', vma, advice: 'hugepage' },
-        {
-          op: 'write',
-          proc: 'app',
-          vma,
-          pattern: { random: n(p.density), seed: n(p.seed) + i },
-        },
+        { op: 'write', proc: 'app', vma, pattern: { random: density, seed: n(p.seed) + i + 1 } },
       );
+      vmas.push(vma);
     }
     timeline.push(
       { op: 'report', label: 'faulted' },
+      { op: 'sysfs', path: 'enabled', value: str(p.enabled) },
+      ...Object.entries(mthpSysfs(p.mthp)).map(([path, value]): Ev => ({
+        op: 'sysfs',
+        path,
+        value,
+      })),
+      ...vmas.map((vma): Ev => ({ op: 'madvise', proc: 'app', vma, advice: 'hugepage' })),
       { op: 'sleep', ms: n(p.sleep_ms) },
       { op: 'report', label: 'after-khugepaged' },
     );
     const geometry = str(p.geometry) as NonNullable<ScenarioInput['geometry']>;
     return {
       ...header('many-small-vmas', manySmallVmas.summary, p, {
-        enabled: str(p.enabled),
+        // Faulted with small pages; the sizes are enabled afterwards.
+        enabled: 'never',
         'khugepaged/max_ptes_none': str(p.max_ptes_none),
-        ...mthpSysfs(p.mthp),
       }),
       geometry,
       processes: [{ name: 'app' }],

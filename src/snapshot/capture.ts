@@ -1,0 +1,384 @@
+// Capturing a snapshot: of a live process from /proc (smaps, pagemap region by region at the
+// VMA's offsets, /proc/kpageflags for the PFNs seen), or of a process of the model.
+
+import { closeSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO } from '../mm/folio.ts';
+import { E_PRESENT, E_SWAP, E_TYPE_MASK } from '../mm/pgtable.ts';
+import { walkRange } from '../mm/walk.ts';
+import type { Machine, Mm } from '../sim/machine.ts';
+import {
+  P_ANON,
+  P_EXCLUSIVE,
+  P_HEAD,
+  P_PRESENT,
+  P_SWAPPED,
+  P_TAIL,
+  P_THP,
+  P_ZERO,
+  type SmapsFields,
+  type Snapshot,
+  type SnapshotVma,
+  X_FILE,
+  X_NEXT_TAIL,
+} from './format.ts';
+
+export class CaptureError extends Error {}
+
+/** kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
+const KPF_ANON = 12;
+const KPF_COMPOUND_HEAD = 15;
+const KPF_COMPOUND_TAIL = 16;
+const KPF_THP = 22;
+const KPF_ZERO_PAGE = 24;
+
+/** pagemap entries read per pread. */
+const PAGEMAP_CHUNK = 1 << 16;
+/** Addresses above this (the vsyscall page) are skipped. */
+const USER_TOP = 2 ** 47;
+
+const SMAPS_HEADER =
+  /^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/;
+
+function procError(pid: number, file: string, e: unknown): CaptureError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ESRCH')
+    return new CaptureError(`no process ${pid} (it does not exist or has exited)`);
+  if (code === 'EACCES' || code === 'EPERM')
+    return new CaptureError(
+      `permission denied reading /proc/${pid}/${file}: run as root or as the process's user`,
+    );
+  return new CaptureError(`cannot read /proc/${pid}/${file}: ${(e as Error).message}`);
+}
+
+export function parseSmaps(text: string): SnapshotVma[] {
+  const vmas: SnapshotVma[] = [];
+  let cur: SnapshotVma | null = null;
+  for (const line of text.split('\n')) {
+    const h = SMAPS_HEADER.exec(line);
+    if (h) {
+      cur = {
+        start: Number.parseInt(h[1], 16),
+        end: Number.parseInt(h[2], 16),
+        perms: h[3],
+        offset: Number.parseInt(h[4], 16),
+        dev: h[5],
+        inode: Number(h[6]),
+        name: h[7].trim(),
+        vmFlags: [],
+        smaps: {
+          Rss: 0,
+          Anonymous: 0,
+          AnonHugePages: 0,
+          ShmemPmdMapped: 0,
+          FilePmdMapped: 0,
+          Swap: 0,
+        },
+      };
+      vmas.push(cur);
+      continue;
+    }
+    if (!cur) continue;
+    const f = /^(\w+):\s+(\d+) kB$/.exec(line);
+    if (f && f[1] in cur.smaps)
+      (cur.smaps as unknown as Record<string, number>)[f[1]] = Number(f[2]);
+    else if (line.startsWith('VmFlags:'))
+      cur.vmFlags = line.slice(8).trim().split(/\s+/).filter(Boolean);
+  }
+  return vmas;
+}
+
+function preadFull(fd: number, buf: Buffer, len: number, pos: number): number {
+  let got = 0;
+  while (got < len) {
+    const n = readSync(fd, buf, got, len - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+export interface CaptureStats {
+  pagemapEntries: number;
+  kpageflagsReads: number;
+}
+
+/** Snapshot a live process. */
+export function captureLive(
+  pid: number,
+  stats: CaptureStats = { pagemapEntries: 0, kpageflagsReads: 0 },
+): Snapshot {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new CaptureError(`bad pid ${pid}`);
+  let smapsText: string;
+  let comm = '';
+  try {
+    smapsText = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch (e) {
+    throw procError(pid, 'smaps', e);
+  }
+  try {
+    comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    // comm is cosmetic
+  }
+  const vmas = parseSmaps(smapsText).filter((v) => v.end <= USER_TOP);
+  if (vmas.length === 0)
+    throw new CaptureError(`process ${pid} has no mappings (a kernel thread, or it has exited)`);
+  const pageSize = 4096;
+  let pmdSize = 2 * 1024 * 1024;
+  try {
+    pmdSize =
+      Number(readFileSync('/sys/kernel/mm/transparent_hugepage/hpage_pmd_size', 'utf8').trim()) ||
+      pmdSize;
+  } catch {
+    // no THP support: keep the x86-64 value
+  }
+  let pm: number;
+  try {
+    pm = openSync(`/proc/${pid}/pagemap`, 'r');
+  } catch (e) {
+    throw procError(pid, 'pagemap', e);
+  }
+  let kpf = -1;
+  try {
+    kpf = openSync('/proc/kpageflags', 'r');
+  } catch {
+    // not root: orders unknown
+  }
+  const buf = Buffer.alloc(PAGEMAP_CHUNK * 8);
+  const kbuf = Buffer.alloc(PAGEMAP_CHUNK * 8 + 8);
+  let anyPfn = false;
+  const state: Uint8Array[] = [];
+  const extra: Uint8Array[] = [];
+  const pfnArr: Float64Array[] = [];
+  try {
+    for (const v of vmas) {
+      const n = (v.end - v.start) / pageSize;
+      const st = new Uint8Array(n);
+      const ex = new Uint8Array(n);
+      const pf = new Float64Array(n).fill(-1);
+      const first = v.start / pageSize;
+      for (let i = 0; i < n; i += PAGEMAP_CHUNK) {
+        const cnt = Math.min(PAGEMAP_CHUNK, n - i);
+        let got: number;
+        try {
+          got = preadFull(pm, buf, cnt * 8, (first + i) * 8);
+        } catch (e) {
+          throw procError(pid, 'pagemap', e);
+        }
+        if (got < cnt * 8)
+          throw new CaptureError(`process ${pid} changed or exited while its pagemap was read`);
+        stats.pagemapEntries += cnt;
+        for (let j = 0; j < cnt; j++) {
+          const lo = buf.readUInt32LE(j * 8);
+          const hi = buf.readUInt32LE(j * 8 + 4);
+          let s = 0;
+          if (hi & 0x80000000) s |= P_PRESENT;
+          else if (hi & 0x40000000) s |= P_SWAPPED;
+          if (hi & 0x01000000) s |= P_EXCLUSIVE;
+          st[i + j] = s;
+          if (s & P_PRESENT) {
+            ex[i + j] = hi & 0x20000000 ? X_FILE : 0;
+            const pfn = (hi & 0x7fffff) * 2 ** 32 + lo;
+            if (pfn !== 0) {
+              pf[i + j] = pfn;
+              anyPfn = true;
+            }
+          }
+        }
+      }
+      if (kpf >= 0) readKpageflags(kpf, kbuf, st, ex, pf, stats);
+      state.push(st);
+      extra.push(ex);
+      pfnArr.push(pf);
+    }
+  } finally {
+    closeSync(pm);
+    if (kpf >= 0) closeSync(kpf);
+  }
+  const pfns = anyPfn;
+  if (!pfns) for (const p of pfnArr) p.fill(-1);
+  return {
+    header: {
+      format: 'thpsim-snapshot',
+      pid,
+      comm,
+      pageSize,
+      pmdSize,
+      pfns,
+      kpageflags: pfns && kpf >= 0,
+      source: 'live',
+      vmas,
+      sysfs: liveSysfs(),
+    },
+    state,
+    extra,
+    pfn: pfnArr,
+  };
+}
+
+const SYSFS = '/sys/kernel/mm/transparent_hugepage/';
+const SYSFS_FILES = [
+  'enabled',
+  'defrag',
+  'khugepaged/defrag',
+  'khugepaged/max_ptes_none',
+  'khugepaged/max_ptes_swap',
+  'khugepaged/max_ptes_shared',
+  'khugepaged/pages_to_scan',
+  'khugepaged/scan_sleep_millisecs',
+  'khugepaged/alloc_sleep_millisecs',
+];
+
+/** The THP settings of this machine: the selected value of each file ("[always] madvise never"). */
+export function liveSysfs(): Record<string, string> {
+  const out: Record<string, string> = {};
+  let sizes: string[];
+  try {
+    sizes = readdirSync(SYSFS).filter((d) => /^hugepages-\d+kB$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const f of [...SYSFS_FILES, ...sizes.map((d) => `${d}/enabled`)]) {
+    try {
+      const text = readFileSync(SYSFS + f, 'utf8').trim();
+      const sel = /\[([^\]]+)\]/.exec(text);
+      out[f] = sel ? sel[1] : text;
+    } catch {
+      // not on this kernel
+    }
+  }
+  return out;
+}
+
+/** Flags of the PFNs of one VMA's present pages, a physically contiguous run per read. */
+function readKpageflags(
+  fd: number,
+  kbuf: Buffer,
+  st: Uint8Array,
+  ex: Uint8Array,
+  pf: Float64Array,
+  stats: CaptureStats,
+): void {
+  const n = st.length;
+  for (let i = 0; i < n;) {
+    if (pf[i] < 0) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < n && j - i < PAGEMAP_CHUNK && pf[j] === pf[j - 1] + 1) j++;
+    // One more entry: the PFN after the run (thpmaps looks at whether it is a tail).
+    const cnt = j - i + 1;
+    let got: number;
+    try {
+      got = preadFull(fd, kbuf, cnt * 8, pf[i] * 8);
+    } catch {
+      got = 0; // a PFN past the end of memory: no flags
+    }
+    stats.kpageflagsReads++;
+    for (let k = 0; k < j - i && (k + 1) * 8 <= got; k++) {
+      const f = kbuf.readUInt32LE(k * 8);
+      let s = st[i + k];
+      if (f & (1 << KPF_ANON)) s |= P_ANON;
+      if (f & (1 << KPF_THP)) s |= P_THP;
+      if (f & (1 << KPF_COMPOUND_HEAD)) s |= P_HEAD;
+      if (f & (1 << KPF_COMPOUND_TAIL)) s |= P_TAIL;
+      if (f & (1 << KPF_ZERO_PAGE)) s |= P_ZERO;
+      st[i + k] = s;
+    }
+    if (got >= cnt * 8 && kbuf.readUInt32LE((cnt - 1) * 8) & (1 << KPF_COMPOUND_TAIL))
+      ex[j - 1] |= X_NEXT_TAIL;
+    i = j;
+  }
+}
+
+/** Snapshot a process of the model: the same information, from its page tables and folios. */
+export function captureModel(machine: Machine, mm: Mm, pid = mm.id): Snapshot {
+  const k = machine.kernel;
+  const ps = k.geo.pageSize;
+  const f = k.folios;
+  const smaps = machine.smaps(mm);
+  const vmas: SnapshotVma[] = [];
+  const state: Uint8Array[] = [];
+  const extra: Uint8Array[] = [];
+  const pfnArr: Float64Array[] = [];
+  const isTail = (pfn: number) => pfn >= 0 && pfn < k.nrPages && f.headOf(pfn) !== pfn;
+  mm.vmas.forEach((vma, vi) => {
+    const sm = smaps[vi];
+    const n = vma.end - vma.start;
+    const st = new Uint8Array(n);
+    const ex = new Uint8Array(n);
+    const pf = new Float64Array(n).fill(-1);
+    const page = (vpn: number, pfn: number, bits: number) => {
+      const i = vpn - vma.start;
+      if (i < 0 || i >= n) return;
+      const head = f.headOf(pfn);
+      let s = P_PRESENT;
+      const zero = pfn === k.zeroPfn || (f.flags[head] & PG_ZERO) !== 0;
+      if (zero) s |= P_ZERO;
+      else {
+        if (f.flags[head] & PG_ANON) s |= P_ANON;
+        if (f.flags[pfn] & PG_ANON_EXCLUSIVE) s |= P_EXCLUSIVE;
+        if (f.order[head] > 0) {
+          s |= pfn === head ? P_HEAD : P_TAIL;
+          if (f.flags[head] & PG_ANON) s |= P_THP;
+        }
+      }
+      st[i] = s;
+      ex[i] = (vma.file !== 0 ? X_FILE : 0) | (isTail(pfn + 1) ? X_NEXT_TAIL : 0);
+      pf[i] = pfn;
+      void bits;
+    };
+    walkRange(k, mm, vma.start, vma.end, {
+      pmd: (base, _t, _i, bits, head) => {
+        for (let j = 0; j < k.geo.ptrsPerPte; j++) page(base + j, head + j, bits);
+      },
+      pte: (vpn, _t, _i, bits, val) => {
+        const type = bits & E_TYPE_MASK;
+        if (type === E_PRESENT) page(vpn, val, bits);
+        else if (type === E_SWAP) st[vpn - vma.start] = P_SWAPPED;
+      },
+    });
+    const fields: SmapsFields = {
+      Rss: sm.Rss,
+      Anonymous: sm.Anonymous,
+      AnonHugePages: sm.AnonHugePages,
+      ShmemPmdMapped: sm.ShmemPmdMapped,
+      FilePmdMapped: sm.FilePmdMapped,
+      Swap: sm.Swap,
+    };
+    const w = vma.flags;
+    const r = sm.flags.includes('rd');
+    vmas.push({
+      start: vma.start * ps,
+      end: vma.end * ps,
+      perms: `${r ? 'r' : '-'}${sm.flags.includes('wr') ? 'w' : '-'}${sm.flags.includes('ex') ? 'x' : '-'}${sm.flags.includes('sh') ? 's' : 'p'}`,
+      offset: vma.pgoff * ps,
+      dev: '00:00',
+      inode: vma.file,
+      name: vma.file !== 0 ? vma.name : '',
+      vmFlags: sm.flags.split(' ').filter(Boolean),
+      smaps: fields,
+    });
+    void w;
+    state.push(st);
+    extra.push(ex);
+    pfnArr.push(pf);
+  });
+  return {
+    header: {
+      format: 'thpsim-snapshot',
+      pid,
+      comm: mm.name,
+      pageSize: ps,
+      pmdSize: k.geo.pmdSize,
+      pfns: true,
+      kpageflags: true,
+      source: 'model',
+      vmas,
+    },
+    state,
+    extra,
+    pfn: pfnArr,
+  };
+}
