@@ -29,6 +29,9 @@ const check = JSON.parse(
   readFileSync(join(ROOT, 'test/fixtures/check-trace-r1.json'), 'utf8'),
 ) as CheckTrace;
 
+/** Waits long enough for a page on a loaded 2-core machine. */
+const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 20_000 });
+
 let srv: ViewServer;
 let browser: Browser | undefined;
 let page: Page;
@@ -130,7 +133,7 @@ describe.skipIf(!haveBrowser)('web viewer in chromium', () => {
     const end = run.metrics.maps[run.metrics.maps.length - 1];
     const pmds = end.vmas.flatMap((v) => v.pmds);
     const cells = page.getByTestId('pmd-cell');
-    await expect.poll(() => cells.count()).toBe(pmds.length);
+    await poll(() => cells.count()).toBe(pmds.length);
     const orders = await cells.evaluateAll((els) =>
       els.map((e) => Number(e.getAttribute('data-order'))),
     );
@@ -164,7 +167,7 @@ describe.skipIf(!haveBrowser)('web viewer in chromium', () => {
     const replay = replayExplain(x);
     await page.getByTestId('explain-select').selectOption(String(idx));
     const counter = page.getByTestId('step-counter');
-    await expect.poll(() => counter.textContent()).toBe(`step 0 / ${replay.steps.length}`);
+    await poll(() => counter.textContent()).toBe(`step 0 / ${replay.steps.length}`);
     const set = await page.locator('[data-testid=bit][data-set="1"]').count();
     expect(set).toBe(64);
     expect(await page.getByTestId('bit').count()).toBe(512);
@@ -183,7 +186,7 @@ describe.skipIf(!haveBrowser)('web viewer in chromium', () => {
       .poll(() => page.getByTestId('step-text').textContent())
       .toBe('order 6 (256K) at PTE 0: collapse_huge_page → SCAN_SUCCEED (collapsed)');
     await page.keyboard.press('ArrowLeft');
-    await expect.poll(() => counter.textContent()).toBe(`step 4 / ${replay.steps.length}`);
+    await poll(() => counter.textContent()).toBe(`step 4 / ${replay.steps.length}`);
     await page.getByTestId('step-next').click();
     await page.screenshot({ path: join(SHOTS, 'explain.png'), fullPage: true });
     await page.getByTestId('step-last').click();
@@ -197,7 +200,7 @@ describe.skipIf(!haveBrowser)('web viewer in chromium', () => {
   it('timeline: coverage, bloat and counters, and the compare overlay', async () => {
     await page.goto(srv.url + '#/timeline');
     const cov = page.getByTestId('chart-coverage');
-    await expect.poll(() => cov.locator('canvas').count()).toBe(1);
+    await poll(() => cov.locator('canvas').count()).toBe(1);
     const last = run.metrics.samples[run.metrics.samples.length - 1];
     const orders = Object.entries(last.byOrderKb).filter(([, kb]) => kb > 0).length;
     expect(Number(await cov.getAttribute('data-series'))).toBeGreaterThanOrEqual(orders);
@@ -213,7 +216,7 @@ describe.skipIf(!haveBrowser)('web viewer in chromium', () => {
   it('race trace: thread columns, entries and locks, the violating step highlighted', async () => {
     await page.goto(srv.url + '#/race');
     const rows = page.getByTestId('race-step');
-    await expect.poll(() => rows.count()).toBe(check.steps.length);
+    await poll(() => rows.count()).toBe(check.steps.length);
     expect(await page.getByTestId('thread').allTextContents()).toEqual(
       check.threads.map((t) => t.name),
     );

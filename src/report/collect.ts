@@ -41,7 +41,7 @@ export const MAX_SAMPLES = 4000;
 export const MAX_EXPLAIN = 2000;
 export const MAX_CREEP = 10_000;
 /** PTEs recorded state by state per address map; PMD ranges beyond it get only their order. */
-export const MAX_DETAIL_PTES = 1 << 21;
+export const MAX_DETAIL_PTES = 1 << 19;
 
 export type RunWithMetrics = RunResult & { metrics: RunMetrics };
 
