@@ -15,6 +15,7 @@ import { compareVariants, runCompare } from '../src/report/compare.ts';
 import { replayExplain } from '../src/report/explain.ts';
 import { type CheckTrace, PTE_NONE, hexAddr } from '../src/report/model.ts';
 import { type ViewServer, buildViewer, startViewServer } from '../src/web/server.ts';
+import { viewData } from '../src/cli/view-command.ts';
 import { ROOT, oneLineError, thpsim } from './support/cli.ts';
 
 const CHROMIUM = process.env.THPSIM_CHROMIUM ?? '/usr/bin/chromium';
@@ -210,6 +211,10 @@ describe.skipIf(!haveBrowser)('web viewer in chromium', () => {
       .poll(() => page.getByTestId('compare-table').textContent())
       .toMatch(/v10-scaled8192/);
     expect(await page.getByTestId('chart-bloat').locator('canvas').count()).toBe(1);
+    expect(await cov.getAttribute('data-unit')).toBe('kB');
+    await page.getByTestId('coverage-pct').check();
+    await poll(() => cov.getAttribute('data-unit')).toBe('%');
+    await poll(() => cov.locator('canvas').count()).toBe(1);
     await page.screenshot({ path: join(SHOTS, 'timeline.png'), fullPage: true });
   });
 
@@ -268,6 +273,22 @@ describe('thpsim view', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(err).toMatch(/thpsim view: stopped/);
+  });
+
+  it('--scenario runs the scenario with metrics for the page', () => {
+    const io = { out: () => {}, err: () => {}, color: false };
+    const d = viewData(io, [join(ROOT, 'test/fixtures/check-trace-r1.json')], {
+      scenario: 'mthp-creep',
+      collapsePolicy: 'v10-scaled',
+    });
+    expect(d.title).toBe('check-trace-r1.json + mthp-creep');
+    expect(d.run?.config.collapsePolicy).toBe('v10-scaled');
+    expect(d.run?.metrics?.creep.length).toBeGreaterThan(0);
+    expect(d.check?.violation.step).toBe(10);
+    expect(() => viewData(io, [], { scenario: 'mthp-creep' })).not.toThrow();
+    expect(() =>
+      viewData(io, [join(ROOT, 'test/fixtures/check-trace-r1.json')], { scenario: 'x-nope' }),
+    ).toThrow(/no such file/);
   });
 
   it('bad input: one line and exit 1', () => {

@@ -1,7 +1,7 @@
 // Timeline: coverage per order, bloat and counters over simulated time (uPlot), and from a compare
 // result the memory mapped by large folios per policy, overlaid.
 
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { CompareResult } from '../../report/compare.ts';
@@ -61,6 +61,7 @@ function Chart(props: {
   return (
     <div
       ref={ref}
+      data-unit={props.ylabel}
       data-testid={props.testid}
       data-series={props.series.length}
       data-points={props.xs.length}
@@ -68,7 +69,7 @@ function Chart(props: {
   );
 }
 
-function runCharts(run: AnyRun) {
+function runCharts(run: AnyRun, pct: boolean) {
   const pageKb = run.config.pageSize / 1024;
   const pmdOrder = Math.log2(run.config.pmdSize / run.config.pageSize);
   const pts = coverageSeries(run);
@@ -77,7 +78,9 @@ function runCharts(run: AnyRun) {
   const coverage: Series[] = orders.map((o) => ({
     label: orderLabel(o, pageKb),
     color: orderColor(o, pmdOrder),
-    ys: pts.map((p) => p.byOrderKb[o] ?? 0),
+    ys: pts.map((p) =>
+      pct ? (p.anonKb > 0 ? (100 * (p.byOrderKb[o] ?? 0)) / p.anonKb : 0) : (p.byOrderKb[o] ?? 0),
+    ),
   }));
   const samples = run.metrics?.samples ?? [];
   const dedup = samples.filter((s, i) => i === samples.length - 1 || samples[i + 1].t !== s.t);
@@ -94,10 +97,10 @@ function runCharts(run: AnyRun) {
   return (
     <>
       <Chart
-        title="Coverage per folio order (kB of anonymous memory)"
+        title={`Coverage per folio order (${pct ? '% of' : 'kB of'} anonymous memory)`}
         xs={xs}
         series={coverage}
-        ylabel="kB"
+        ylabel={pct ? '%' : 'kB'}
         testid="chart-coverage"
       />
       {dedup.length > 0 && (
@@ -153,8 +156,20 @@ function compareChart(c: CompareResult) {
 }
 
 export function TimelineView(props: { run?: AnyRun; compare?: CompareResult }) {
+  const [pct, setPct] = useState(false);
   return (
     <div>
+      {props.run && (
+        <label>
+          <input
+            type="checkbox"
+            data-testid="coverage-pct"
+            checked={pct}
+            onChange={(e) => setPct((e.target as HTMLInputElement).checked)}
+          />{' '}
+          coverage as % of anonymous memory
+        </label>
+      )}
       {props.compare && compareChart(props.compare)}
       {props.compare && (
         <table class="race" data-testid="compare-table">
@@ -174,7 +189,7 @@ export function TimelineView(props: { run?: AnyRun; compare?: CompareResult }) {
           ))}
         </table>
       )}
-      {props.run && runCharts(props.run)}
+      {props.run && runCharts(props.run, pct)}
     </div>
   );
 }
