@@ -24,6 +24,7 @@ import {
   OP_TRYLOCK,
   OP_WRITE,
   S_IPI_SYNC,
+  S_RCU_SYNC,
   S_TLB,
   S_VMA_TREE,
   type Step,
@@ -140,7 +141,7 @@ const RWSEM_FAMILY: Record<number, number> = {
   [L_I_MMAP_WRITE]: 4,
 };
 /** Events on CPU state: TLBs, IPIs and interrupt-off sections. */
-const CPU_FAMILY = new Set([S_TLB, S_IPI_SYNC, L_IRQ_OFF]);
+const CPU_FAMILY = new Set([S_TLB, S_IPI_SYNC, S_RCU_SYNC, L_IRQ_OFF]);
 
 function isRead(e: number): boolean {
   return evOp(e) === OP_READ || evClass(e) === L_RCU;
@@ -154,7 +155,9 @@ function isRead(e: number): boolean {
  */
 export function independent(a: number, b: number): boolean {
   if (isRead(a) && isRead(b)) return true;
-  if (evClass(a) === L_RCU || evClass(b) === L_RCU) return true;
+  // RCU sections conflict only with the end of a grace period.
+  if (evClass(a) === L_RCU || evClass(b) === L_RCU)
+    return evClass(a) !== S_RCU_SYNC && evClass(b) !== S_RCU_SYNC;
   const fa = RWSEM_FAMILY[evClass(a)];
   const fb = RWSEM_FAMILY[evClass(b)];
   if (fa !== undefined || fb !== undefined) return fa !== fb || evId(a) !== evId(b);
@@ -182,6 +185,8 @@ function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
   const cls = evClass(e);
   if (op === OP_ACQUIRE) return locks.canAcquire(e, t.id);
   if (cls === S_IPI_SYNC) return !locks.heldByOther(t.id, L_IRQ_OFF);
+  if (cls === S_RCU_SYNC)
+    return !locks.heldByOther(t.id, L_IRQ_OFF) && !locks.heldByOther(t.id, L_RCU);
   // x86 flushes TLBs with IPIs, which wait for interrupts to be enabled again; arm64 broadcasts
   // an invalidation that completes after the hardware walks in flight, but not GUP-fast.
   if (cls === S_TLB && op === OP_WRITE)

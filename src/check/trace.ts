@@ -15,6 +15,7 @@ import {
   OP_WRITE,
   S_IPI_SYNC,
   S_PGD_ENTRY,
+  S_RCU_SYNC,
   S_PMD_ENTRY,
   S_PTE_ENTRY,
   S_PUD_ENTRY,
@@ -69,7 +70,7 @@ export function traceStep(
   const opName: TraceStep['op'] =
     cls === S_TLB && op === OP_WRITE
       ? 'flush'
-      : cls === S_IPI_SYNC
+      : cls === S_IPI_SYNC || cls === S_RCU_SYNC
         ? 'ipi'
         : op === OP_ACQUIRE
           ? 'acquire'

@@ -11,7 +11,14 @@ import { highestOrder } from './geometry.ts';
 import { GFP_TRANSHUGE, __GFP_MOVABLE, gfpDirectReclaim, vmaThpGfpMask } from './gfp.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
 import { folioPrealloc, memcgCharge } from './memcg.ts';
-import { entryLoc, levelIndex, pmdAlloc, pteAlloc } from './pagewalk.ts';
+import {
+  entryLoc,
+  levelIndex,
+  pmdAlloc,
+  pteAlloc,
+  pteOffsetMapLock,
+  pteUnmapUnlock,
+} from './pagewalk.ts';
 import {
   B_DIRTY,
   B_EXCLUSIVE,
@@ -378,8 +385,13 @@ function* handlePteFault(
   if (pmdType === E_NONE)
     return (yield doAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
   if (pmdType !== E_TABLE) return 0; // changed under us (huge or being split): refault
-  // pte_offset_map_rw_nolock: the table stays valid for the RCU section.
+  // pte_offset_map_rw_nolock: the table stays valid for the RCU section; if the PMD changed
+  // before the section began, there is no table to map and the fault is retried.
   yield lock(L_RCU, 0);
+  if (k.pt.pmd.type(pmdT, pmdI) !== E_TABLE) {
+    yield unlock(L_RCU, 0);
+    return 0;
+  }
   const pteT = k.pt.pmd.getVal(pmdT, pmdI);
   const pteI = vpn % k.geo.ptrsPerPte;
   const loc = pteT * k.pt.pte.entriesPerTable + pteI;
@@ -431,20 +443,22 @@ function* allocAnonFolio(
   const pmdOrder = k.geo.pmdOrder;
   let orders = allowed;
   if (orders) {
+    // pte_offset_map: the PMD is read inside the RCU section that keeps its table alive.
+    yield lock(L_RCU, 0);
     yield readShared(S_PMD_ENTRY, pmdT * k.pt.pmd.entriesPerTable + pmdI);
     const pmdBits = k.pt.pmd.getBits(pmdT, pmdI);
     if ((pmdBits & E_TYPE_MASK) === E_TABLE) {
       const pteT = k.pt.pmd.getVal(pmdT, pmdI);
-      yield lock(L_RCU, 0);
       for (let o = pmdOrder; o >= 2; o--) {
         if (!(orders & (1 << o))) continue;
         const n = 1 << o;
-        yield readShared(S_PTE_ENTRY, pteT);
-        if (pteRangeNone(k, pteT, Math.floor((vpn % k.geo.ptrsPerPte) / n) * n, n)) break;
+        const start = Math.floor((vpn % k.geo.ptrsPerPte) / n) * n;
+        yield readShared(S_PTE_ENTRY, pteT * k.pt.pte.entriesPerTable + start);
+        if (pteRangeNone(k, pteT, start, n)) break;
         orders &= ~(1 << o);
       }
-      yield unlock(L_RCU, 0);
     }
+    yield unlock(L_RCU, 0);
   }
   const gfp = orders ? vmaThpGfpMask(k, vma) : 0;
   while (orders) {
@@ -487,19 +501,18 @@ function* doAnonymousPage(
   const pte = k.pt.pte;
   const ptrs = k.geo.ptrsPerPte;
   yield readShared(S_PMD_ENTRY, pmdT * k.pt.pmd.entriesPerTable + pmdI);
-  let pteT = k.pt.pmd.getBits(pmdT, pmdI);
-  if ((pteT & E_TYPE_MASK) === E_NONE) {
-    pteT = (yield pteAlloc(k, mm, pmdT, pmdI)) as number;
-    if (!pteT) return 0; // a huge PMD appeared: refault
-  } else if ((pteT & E_TYPE_MASK) !== E_TABLE) return 0;
-  else pteT = k.pt.pmd.getVal(pmdT, pmdI);
+  const pmdType = k.pt.pmd.getBits(pmdT, pmdI) & E_TYPE_MASK;
+  if (pmdType === E_NONE) {
+    // pte_alloc; the table is then mapped again with pte_offset_map_lock.
+    if (!((yield pteAlloc(k, mm, pmdT, pmdI)) as number)) return 0; // a huge PMD appeared
+  } else if (pmdType !== E_TABLE) return 0;
   const pteI = vpn % ptrs;
   if (!write) {
     // The shared zero page, read-only; no anon_vma needed.
-    yield lock(L_PTE_LOCK, pteT);
-    if (k.pt.pmd.getVal(pmdT, pmdI) === pteT && pte.type(pteT, pteI) === E_NONE)
-      pte.set(pteT, pteI, k.zeroPfn, E_PRESENT | B_SPECIAL | B_YOUNG);
-    yield unlock(L_PTE_LOCK, pteT);
+    const t = (yield pteOffsetMapLock(k, pmdT, pmdI)) as number;
+    if (!t) return 0;
+    if (pte.type(t, pteI) === E_NONE) pte.set(t, pteI, k.zeroPfn, E_PRESENT | B_SPECIAL | B_YOUNG);
+    yield* pteUnmapUnlock(t);
     return 0;
   }
   if (!vma.anonVma) {
@@ -516,17 +529,15 @@ function* doAnonymousPage(
   const order = k.folios.order[folio];
   const n = 1 << order;
   const idx = Math.floor(pteI / n) * n;
-  yield lock(L_PTE_LOCK, pteT);
-  const stillOurs =
-    k.pt.pmd.getVal(pmdT, pmdI) === pteT &&
-    (k.pt.pmd.getBits(pmdT, pmdI) & E_TYPE_MASK) === E_TABLE;
-  if (!stillOurs || !pteRangeNone(k, pteT, idx, n)) {
-    yield unlock(L_PTE_LOCK, pteT);
+  // The table read above may have been reclaimed meanwhile: map it again, under RCU.
+  const t = (yield pteOffsetMapLock(k, pmdT, pmdI)) as number;
+  if (!t || !pteRangeNone(k, t, idx, n)) {
+    if (t) yield* pteUnmapUnlock(t);
     k.folioPut(folio);
     return 0;
   }
-  mapAnonFolioPtes(k, vma, vpn - (pteI - idx), folio, pteT, idx);
-  yield unlock(L_PTE_LOCK, pteT);
+  mapAnonFolioPtes(k, vma, vpn - (pteI - idx), folio, t, idx);
+  yield* pteUnmapUnlock(t);
   return 0;
 }
 

@@ -47,7 +47,11 @@ export type KernelBug =
   /** pte-level collapse copies the old pages before flushing the TLB range. */
   | 'copy-before-flush'
   /** pte-level collapse checks references before it clears the PTEs (the first version). */
-  | 'pte-level-isolate-before-clear';
+  | 'pte-level-isolate-before-clear'
+  /** Empty-table reclaim frees the table at once instead of after an RCU grace period. */
+  | 'pt-reclaim-no-rcu'
+  /** NUMA hinting changes a huge PMD through none instead of pmdp_invalidate (before 2017). */
+  | 'numa-pmd-via-none';
 
 export class Kernel {
   readonly geo: Geometry;

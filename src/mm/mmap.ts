@@ -14,7 +14,7 @@ import {
   ev,
   lock,
   unlock,
-  tlbRemoveTableSyncOne,
+  rcuGracePeriod,
 } from './step.ts';
 import { mergeAround, splitRange, vmaStartWrite } from './vma-ops.ts';
 import type { Mm, Vma } from './vma.ts';
@@ -126,9 +126,9 @@ export function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Ste
     anonVmaUnlinkAll(vma);
     if (vma.file) yield* unlinkFileVma(k, vma);
   }
-  // tlb_remove_table: the tables are freed after an RCU grace period, which a CPU with
-  // interrupts off (GUP-fast) holds up; the model waits for that point, then frees.
-  yield tlbRemoveTableSyncOne();
+  // tlb_remove_table: the tables are freed after an RCU grace period, which RCU readers and a
+  // CPU with interrupts off (GUP-fast) hold up; the model waits for that point, then frees.
+  yield rcuGracePeriod();
   freePgtables(k, mm, vmas[0].start, vmas[vmas.length - 1].end, floor, ceiling);
 }
 

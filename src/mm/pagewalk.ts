@@ -14,6 +14,8 @@ import {
   type TableLevel,
 } from './pgtable.ts';
 import {
+  L_PTE_LOCK,
+  L_RCU,
   L_PAGE_TABLE_LOCK,
   L_PMD_LOCK,
   S_PGD_ENTRY,
@@ -125,6 +127,38 @@ export function* pteAlloc(k: Kernel, mm: Mm, pmdTable: number, pmdIdx: number): 
   yield unlock(L_PMD_LOCK, pmdTable);
   if (result !== fresh) pte.free(fresh);
   return result;
+}
+
+/**
+ * pte_offset_map_lock: under RCU, read the PMD again, lock the PTE table it points to and check
+ * that it still does (pmd_same). Returns the table, locked and with RCU held, or 0 (no table any
+ * more: the caller refaults). Undo with pteUnmapUnlock.
+ */
+export function* pteOffsetMapLock(k: Kernel, pmdTable: number, pmdIdx: number): Step<number> {
+  const pmd = k.pt.pmd;
+  yield lock(L_RCU, 0);
+  yield readShared(S_PMD_ENTRY, entryLoc(pmd, pmdTable, pmdIdx));
+  if ((pmd.getBits(pmdTable, pmdIdx) & E_TYPE_MASK) !== E_TABLE) {
+    yield unlock(L_RCU, 0);
+    return 0;
+  }
+  const pteT = pmd.getVal(pmdTable, pmdIdx);
+  yield lock(L_PTE_LOCK, pteT);
+  if (
+    (pmd.getBits(pmdTable, pmdIdx) & E_TYPE_MASK) !== E_TABLE ||
+    pmd.getVal(pmdTable, pmdIdx) !== pteT
+  ) {
+    yield unlock(L_PTE_LOCK, pteT);
+    yield unlock(L_RCU, 0);
+    return 0;
+  }
+  return pteT;
+}
+
+/** pte_unmap_unlock. */
+export function* pteUnmapUnlock(pteT: number): Step<void> {
+  yield unlock(L_PTE_LOCK, pteT);
+  yield unlock(L_RCU, 0);
 }
 
 /** Reads the PMD entry locklessly (pmdp_get_lockless) and returns its bits. */

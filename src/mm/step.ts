@@ -53,6 +53,11 @@ export const S_VMA_TREE = 25;
 export const S_TLB = 26;
 /** tlb_remove_table_sync_one: an IPI to every CPU, which waits for IRQ-off sections (GUP-fast). */
 export const S_IPI_SYNC = 27;
+/**
+ * The end of an RCU grace period before page tables are freed (tlb_remove_table with
+ * CONFIG_MMU_GATHER_RCU_TABLE_FREE, pte_free_defer): waits for RCU readers and IRQ-off sections.
+ */
+export const S_RCU_SYNC = 28;
 
 export const CLASS_NAMES: Record<number, string> = {
   [L_MMAP_READ]: 'mmap_read',
@@ -80,6 +85,7 @@ export const CLASS_NAMES: Record<number, string> = {
   [S_VMA_TREE]: 'vma_tree',
   [S_TLB]: 'tlb',
   [S_IPI_SYNC]: 'ipi_sync',
+  [S_RCU_SYNC]: 'rcu_grace_period',
 };
 
 const OP_NAMES = ['?', 'acquire', 'release', 'trylock', 'downgrade', 'read', 'write'];
@@ -128,6 +134,8 @@ export const writeShared = (cls: number, id: number): number => ev(OP_WRITE, cls
 export const tlbFlushRange = (mm: number): number => ev(OP_WRITE, S_TLB, mm);
 /** tlb_remove_table_sync_one. */
 export const tlbRemoveTableSyncOne = (): number => ev(OP_WRITE, S_IPI_SYNC, 0);
+/** An RCU grace period ends (the deferred free of page tables may go ahead). */
+export const rcuGracePeriod = (): number => ev(OP_WRITE, S_RCU_SYNC, 0);
 
 /** How an engine answers events. The simulator's answers always succeed. */
 export interface EventSink {

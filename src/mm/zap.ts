@@ -7,6 +7,7 @@ import type { Kernel } from './kernel.ts';
 import { entryLoc, levelIndex, pmdTableOf } from './pagewalk.ts';
 import {
   B_DIRTY,
+  E_INVALID,
   E_MARKER,
   E_NONE,
   E_PRESENT,
@@ -30,7 +31,7 @@ import {
   lock,
   readShared,
   tlbFlushRange,
-  tlbRemoveTableSyncOne,
+  rcuGracePeriod,
   unlock,
   writeShared,
 } from './step.ts';
@@ -149,9 +150,11 @@ function* reclaimPteTable(k: Kernel, pmdT: number, pmdI: number, pteT: number): 
   }
   yield unlock(L_PTE_LOCK, pteT);
   yield unlock(L_PMD_LOCK, pmdT);
-  // pte_free_tlb: freed after the RCU grace period, which GUP-fast's interrupts-off holds up.
+  // pte_free_tlb: freed after an RCU grace period, so that walkers that mapped the table under
+  // RCU (pte_offset_map) can still lock it and see that it is gone; freeing it at once is the
+  // checker's 'pt-reclaim-no-rcu'.
   if (ok) {
-    yield tlbRemoveTableSyncOne();
+    if (!k.bugs.has('pt-reclaim-no-rcu')) yield rcuGracePeriod();
     k.pt.pte.free(pteT);
   }
 }
@@ -175,7 +178,8 @@ export function* zapRange(
       yield readShared(S_PMD_ENTRY, entryLoc(k.pt.pmd, pmdT, pmdI));
       const type = k.pt.pmd.type(pmdT, pmdI);
       const whole = s === pmdStart && e === pmdStart + ptrs;
-      if (type === E_PRESENT) {
+      // An invalidated huge PMD is still huge (pmd_trans_huge): its lock holder is changing it.
+      if (type === E_PRESENT || type === E_INVALID) {
         if (whole) yield* zapHugePmd(k, vma, pmdT, pmdI);
         else yield* splitHugePmd(k, vma, pmdT, pmdI);
       }

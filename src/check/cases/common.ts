@@ -24,6 +24,8 @@ export interface WorldOptions {
   geometry?: 'x86-64-4k' | 'arm64-4k';
   /** Also enable the PMD size for khugepaged. */
   pmd?: boolean;
+  /** Fault the written pages with THP enabled (a PMD-mapped THP when the VMA spans the PMD). */
+  thp?: boolean;
 }
 
 /**
@@ -38,11 +40,12 @@ export function pmdWorld(o: WorldOptions): CheckWorld {
     geometry: o.geometry ?? 'x86-64-4k',
     collapsePolicy: o.policy ?? 'v19',
   });
-  m.sysfsWrite('enabled', 'never');
+  m.sysfsWrite('enabled', o.thp ? 'always' : 'never');
   const mm = m.spawn('p');
   const base = m.mmap(mm, { lengthBytes: 2 * MiB, alignBytes: 2 * MiB });
   if (o.shared) m.madvise(mm, base + MiB, MiB, 'nohugepage');
   for (const i of o.written) m.touch(mm, base + i * PAGE, PAGE, true);
+  if (o.thp) m.sysfsWrite('enabled', 'never');
   m.sysfsWrite('hugepages-64kB/enabled', 'always');
   if (o.pmd) m.sysfsWrite('hugepages-2048kB/enabled', 'always');
   const w = newWorld(m);
