@@ -24,6 +24,7 @@ import {
   OP_TRYLOCK,
   OP_WRITE,
   S_IPI_SYNC,
+  S_PSC,
   S_RCU_SYNC,
   S_TLB,
   S_VMA_TREE,
@@ -141,7 +142,7 @@ const RWSEM_FAMILY: Record<number, number> = {
   [L_I_MMAP_WRITE]: 4,
 };
 /** Events on CPU state: TLBs, IPIs and interrupt-off sections. */
-const CPU_FAMILY = new Set([S_TLB, S_IPI_SYNC, S_RCU_SYNC, L_IRQ_OFF]);
+const CPU_FAMILY = new Set([S_TLB, S_PSC, S_IPI_SYNC, S_RCU_SYNC, L_IRQ_OFF]);
 
 function isRead(e: number): boolean {
   return evOp(e) === OP_READ || evClass(e) === L_RCU;
@@ -189,7 +190,7 @@ function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
     return !locks.heldByOther(t.id, L_IRQ_OFF) && !locks.heldByOther(t.id, L_RCU);
   // x86 flushes TLBs with IPIs, which wait for interrupts to be enabled again; arm64 broadcasts
   // an invalidation that completes after the hardware walks in flight, but not GUP-fast.
-  if (cls === S_TLB && op === OP_WRITE)
+  if ((cls === S_TLB || cls === S_PSC) && op === OP_WRITE)
     return w.k.geo.arch === 'x86-64'
       ? !locks.heldByOther(t.id, L_IRQ_OFF)
       : !locks.heldByOther(t.id, L_IRQ_OFF, IRQ_HW_WALK);
@@ -325,6 +326,7 @@ class Runner {
       )
         locks.apply(e, t.id);
       if (evClass(e) === S_TLB && op === OP_WRITE) w.tlb.flush(evId(e));
+      if (evClass(e) === S_PSC) w.tlb.flushTables(evId(e));
       const ts = withTrace ? traceStep(k, locks, step, t.id, fn, e, answer) : null;
       t.advance(answer);
       this.events++;

@@ -98,6 +98,8 @@ interface Cleared {
   thread: number;
   /** Reads of the none entry by walkers that are not excluded: [thread, step, fn]. */
   seen: Array<[number, number, string]>;
+  /** Other threads that filled it meanwhile. */
+  filled: Array<[number, number, string]>;
 }
 
 /** Per-execution watcher of the event-time properties. */
@@ -176,13 +178,10 @@ export class Monitor {
       return;
     }
     if (op !== OP_WRITE) return;
+    // Filling an entry another thread cleared is fine if that clear was for good (retraction);
+    // it is a violation when the clearing thread later puts its old value back over it.
     const c = this.cleared.get(key);
-    if (c && c.thread !== t && none)
-      this.report(
-        'transient-none',
-        `${this.threadNames[t]} (${fn}) fills ${describeEntry(k, cls, loc)} while ${this.threadNames[c.thread]} has it cleared for the moment`,
-        step,
-      );
+    if (c && c.thread !== t && none) c.filled.push([t, step, fn]);
     this.pendingWrite.set(t, { key, wasNone: none });
     if (!none) this.crossVma(t, cls, loc, fn, step);
   }
@@ -198,8 +197,20 @@ export class Monitor {
     const k = this.w.k;
     const level = cls === S_PMD_ENTRY ? k.pt.pmd : k.pt.pte;
     const none = (level.bits[loc] & E_TYPE_MASK) === E_NONE;
-    if (!p.wasNone && none) this.cleared.set(p.key, { thread: t, seen: [] });
-    else if (p.wasNone && !none) {
+    if (!p.wasNone && none) this.cleared.set(p.key, { thread: t, seen: [], filled: [] });
+    else if (!p.wasNone && !none) {
+      // Overwritten while cleared by this thread: whoever filled it in between is undone.
+      const c = this.cleared.get(p.key);
+      this.cleared.delete(p.key);
+      if (c && c.thread === t && c.filled.length) {
+        const [u, at, fn] = c.filled[0];
+        this.report(
+          'transient-none',
+          `${this.threadNames[u]} (${fn}) filled ${describeEntry(k, cls, loc)} at step ${at + 1} while ${this.threadNames[t]} had cleared it for the moment; it has now put its old value back over it`,
+          step,
+        );
+      }
+    } else if (p.wasNone && !none) {
       const c = this.cleared.get(p.key);
       this.cleared.delete(p.key);
       if (c && c.thread === t && c.seen.length) {

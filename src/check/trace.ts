@@ -17,6 +17,7 @@ import {
   S_PGD_ENTRY,
   S_RCU_SYNC,
   S_PMD_ENTRY,
+  S_PSC,
   S_PTE_ENTRY,
   S_PUD_ENTRY,
   S_TLB,
@@ -68,7 +69,7 @@ export function traceStep(
   const op = evOp(e);
   const id = evId(e);
   const opName: TraceStep['op'] =
-    cls === S_TLB && op === OP_WRITE
+    (cls === S_TLB || cls === S_PSC) && op === OP_WRITE
       ? 'flush'
       : cls === S_IPI_SYNC || cls === S_RCU_SYNC
         ? 'ipi'

@@ -4,7 +4,9 @@
 
 import { faultUser, hwAccess, VM_FAULT_OOM, VM_FAULT_SIGSEGV } from '../mm/fault.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
-import { S_TLB, type Step, readShared } from '../mm/step.ts';
+import { levelIndex, pmdTableOf } from '../mm/pagewalk.ts';
+import { E_TABLE, PMD, T_LINKED } from '../mm/pgtable.ts';
+import { S_PTE_ENTRY, S_TLB, type Step, readShared } from '../mm/step.ts';
 import type { Mm, Vma } from '../mm/vma.ts';
 import type { Machine } from '../sim/machine.ts';
 
@@ -14,6 +16,25 @@ import type { Machine } from '../sim/machine.ts';
  */
 export class Tlb {
   private readonly entries = new Map<number, Map<string, number>>();
+  /** Paging-structure caches: per CPU, `${mm}:${pmd number}` → the PTE table it pointed to. */
+  private readonly psc = new Map<number, Map<string, number>>();
+
+  pscLookup(cpu: number, mm: number, pmdNo: number): number | undefined {
+    return this.psc.get(cpu)?.get(`${mm}:${pmdNo}`);
+  }
+
+  pscInsert(cpu: number, mm: number, pmdNo: number, pteTable: number): void {
+    let m = this.psc.get(cpu);
+    if (!m) this.psc.set(cpu, (m = new Map()));
+    m.set(`${mm}:${pmdNo}`, pteTable);
+  }
+
+  /** A flush with freed_tables: leaf entries and paging-structure caches of the mm. */
+  flushTables(mm: number): void {
+    this.flush(mm);
+    for (const m of this.psc.values())
+      for (const key of [...m.keys()]) if (key.startsWith(`${mm}:`)) m.delete(key);
+  }
 
   lookup(cpu: number, mm: number, vpn: number): number | undefined {
     return this.entries.get(cpu)?.get(`${mm}:${vpn}`);
@@ -25,7 +46,10 @@ export class Tlb {
     m.set(`${mm}:${vpn}`, pfn);
   }
 
-  /** flush_tlb_range / flush_tlb_mm on every CPU (the range is not tracked: all of the mm). */
+  /**
+   * flush_tlb_range / flush_tlb_mm on every CPU (the range is not tracked: all of the mm). Only
+   * leaf entries: the upper-level ones go with a freed_tables flush (flushTables).
+   */
   flush(mm: number): void {
     for (const m of this.entries.values())
       for (const key of [...m.keys()]) if (key.startsWith(`${mm}:`)) m.delete(key);
@@ -80,9 +104,27 @@ export function* tlbUserWrite(w: CheckWorld, cpu: number, mm: Mm, vpn: number): 
       w.expected.set(key, t);
       return;
     }
+    // A leaf miss: the walk may start from a cached upper-level entry.
+    const nr = k.geo.ptrsPerPte;
+    const cached = w.tlb.pscLookup(cpu, mm.id, Math.floor(vpn / nr));
+    if (cached !== undefined) {
+      const loc = cached * k.pt.pte.entriesPerTable + (vpn % nr);
+      if (k.pt.pte.state[cached] === T_LINKED) yield readShared(S_PTE_ENTRY, loc);
+      else {
+        w.found.push({
+          property: 'stale-tlb',
+          message: `CPU ${cpu} walks vpn ${vpn} through a cached pointer to PTE table ${cached}, which is no longer linked`,
+        });
+        return;
+      }
+    }
     const pfn = (yield hwAccess(k, mm, vpn, true)) as number;
     if (pfn !== NO_PFN) {
       w.tlb.insert(cpu, mm.id, vpn, pfn);
+      const pmdT = pmdTableOf(k, mm, vpn);
+      const pmdI = levelIndex(k, vpn, PMD);
+      if (pmdT && k.pt.pmd.type(pmdT, pmdI) === E_TABLE)
+        w.tlb.pscInsert(cpu, mm.id, Math.floor(vpn / nr), k.pt.pmd.getVal(pmdT, pmdI));
       w.expected.set(key, k.folios.data[pfn]);
       return;
     }

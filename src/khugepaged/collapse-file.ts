@@ -31,12 +31,21 @@ import {
   S_PMD_ENTRY,
   type Step,
   lock,
+  rcuGracePeriod,
   readShared,
   trylock,
   unlock,
+  writeShared,
 } from '../mm/step.ts';
 import { thpVmaAllowableOrder } from '../mm/thp-orders.ts';
-import { type Mm, VM_SHARED, VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from '../mm/vma.ts';
+import {
+  type Mm,
+  VM_MAYBE_GUARD,
+  VM_SHARED,
+  VM_UFFD_MISSING,
+  VM_UFFD_WP,
+  type Vma,
+} from '../mm/vma.ts';
 import { type CollapseControl, uffdArmed } from './control.ts';
 import { findPmdOrThpOrNone } from './find-pmd.ts';
 import type { ScanResult } from './scan-result.ts';
@@ -308,7 +317,7 @@ function traced(
  * with its anonymous copies) and no uffd-wp (markers). Guard regions are not modelled.
  */
 function retractable(vma: Vma): boolean {
-  return vma.anonVma === null && !(vma.flags & VM_UFFD_WP);
+  return vma.anonVma === null && !(vma.flags & (VM_UFFD_WP | VM_MAYBE_GUARD));
 }
 
 /**
@@ -317,11 +326,13 @@ function retractable(vma: Vma): boolean {
  * or VMA lock of those mms is taken: the locked new folio keeps faults from refilling the
  * tables, and the checks are repeated under the PMD and PTE locks.
  */
-function* retractPageTables(k: Kernel, file: AddressSpace, pgoff: number): Step<void> {
+export function* retractPageTables(k: Kernel, file: AddressSpace, pgoff: number): Step<void> {
   const nr = k.geo.ptrsPerPte;
   const pmd = k.pt.pmd;
   const pte = k.pt.pte;
-  yield lock(L_I_MMAP_READ, file.id);
+  // Without the i_mmap lock a VMA being unmapped may free its tables under us (R10's bug).
+  const rmapLocked = !k.bugs.has('retract-no-i-mmap-lock');
+  if (rmapLocked) yield lock(L_I_MMAP_READ, file.id);
   for (const vma of fileVmas(k, file.id, pgoff, pgoff)) {
     const addr = vma.start + (pgoff - vma.pgoff);
     if (addr % nr !== 0 || vma.end < addr + nr) continue;
@@ -339,12 +350,15 @@ function* retractPageTables(k: Kernel, file: AddressSpace, pgoff: number): Step<
     const pteT = pmd.getVal(pmdT, pmdI);
     yield lock(L_PTE_LOCK, pteT);
     let retracted = false;
-    if (retractable(vma)) {
+    // Markers can appear under the mmap read lock: the check is repeated under the PTE lock
+    // (R20; 'retract-no-guard-recheck' trusts the first check).
+    if (k.bugs.has('retract-no-guard-recheck') || retractable(vma)) {
       if (pte.used[pteT] !== 0)
         throw new Error(
           `retract_page_tables: the PTE table of ${vma.name} at vpn ${addr} (mm ${mm.name}) still has ${pte.used[pteT]} entries`,
         );
       // pmdp_collapse_flush
+      yield writeShared(S_PMD_ENTRY, pmdT * pmd.entriesPerTable + pmdI);
       pmd.clear(pmdT, pmdI);
       pte.state[pteT] = T_DETACHED;
       retracted = true;
@@ -352,9 +366,12 @@ function* retractPageTables(k: Kernel, file: AddressSpace, pgoff: number): Step<
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_PMD_LOCK, pmdT);
     // pte_free_defer: freed after an RCU grace period; lockless walkers hold RCU meanwhile.
-    if (retracted) pte.free(pteT);
+    if (retracted) {
+      yield rcuGracePeriod();
+      pte.free(pteT);
+    }
   }
-  yield unlock(L_I_MMAP_READ, file.id);
+  if (rmapLocked) yield unlock(L_I_MMAP_READ, file.id);
 }
 
 /** SCAN_NO_PTE_TABLE, or the two codes it replaced (6.18). */

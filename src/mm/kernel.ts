@@ -51,7 +51,15 @@ export type KernelBug =
   /** Empty-table reclaim frees the table at once instead of after an RCU grace period. */
   | 'pt-reclaim-no-rcu'
   /** NUMA hinting changes a huge PMD through none instead of pmdp_invalidate (before 2017). */
-  | 'numa-pmd-via-none';
+  | 'numa-pmd-via-none'
+  /** A read-locked walker takes a huge PMD for a bad one and clears it (before 2012). */
+  | 'pmd-clear-bad'
+  /** Page tables are freed without flushing the CPUs' paging-structure caches (R12). */
+  | 'no-psc-flush'
+  /** retract_page_tables walks the file's VMAs without the i_mmap lock (R10). */
+  | 'retract-no-i-mmap-lock'
+  /** retract_page_tables does not recheck for guard markers under the PTE lock (R20). */
+  | 'retract-no-guard-recheck';
 
 export class Kernel {
   readonly geo: Geometry;

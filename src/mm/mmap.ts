@@ -15,6 +15,7 @@ import {
   lock,
   unlock,
   rcuGracePeriod,
+  tlbFlushTables,
 } from './step.ts';
 import { mergeAround, splitRange, vmaStartWrite } from './vma-ops.ts';
 import type { Mm, Vma } from './vma.ts';
@@ -128,6 +129,9 @@ export function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Ste
   }
   // tlb_remove_table: the tables are freed after an RCU grace period, which RCU readers and a
   // CPU with interrupts off (GUP-fast) hold up; the model waits for that point, then frees.
+  // The page-table pages are about to go: CPUs must forget the upper-level entries they cached
+  // (mmu_gather's freed_tables flush; 'no-psc-flush' is the checker's R12 bug).
+  if (!k.bugs.has('no-psc-flush')) yield tlbFlushTables(mm.id);
   yield rcuGracePeriod();
   freePgtables(k, mm, vmas[0].start, vmas[vmas.length - 1].end, floor, ceiling);
 }

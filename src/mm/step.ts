@@ -58,6 +58,8 @@ export const S_IPI_SYNC = 27;
  * CONFIG_MMU_GATHER_RCU_TABLE_FREE, pte_free_defer): waits for RCU readers and IRQ-off sections.
  */
 export const S_RCU_SYNC = 28;
+/** A flush of the paging-structure caches (the cached upper-level entries) of an mm. */
+export const S_PSC = 29;
 
 export const CLASS_NAMES: Record<number, string> = {
   [L_MMAP_READ]: 'mmap_read',
@@ -86,6 +88,7 @@ export const CLASS_NAMES: Record<number, string> = {
   [S_TLB]: 'tlb',
   [S_IPI_SYNC]: 'ipi_sync',
   [S_RCU_SYNC]: 'rcu_grace_period',
+  [S_PSC]: 'paging_structure_caches',
 };
 
 const OP_NAMES = ['?', 'acquire', 'release', 'trylock', 'downgrade', 'read', 'write'];
@@ -134,6 +137,8 @@ export const writeShared = (cls: number, id: number): number => ev(OP_WRITE, cls
 export const tlbFlushRange = (mm: number): number => ev(OP_WRITE, S_TLB, mm);
 /** tlb_remove_table_sync_one. */
 export const tlbRemoveTableSyncOne = (): number => ev(OP_WRITE, S_IPI_SYNC, 0);
+/** Flush the TLB with freed_tables set: the paging-structure caches go too (tlb_flush_mmu). */
+export const tlbFlushTables = (mm: number): number => ev(OP_WRITE, S_PSC, mm);
 /** An RCU grace period ends (the deferred free of page tables may go ahead). */
 export const rcuGracePeriod = (): number => ev(OP_WRITE, S_RCU_SYNC, 0);
 

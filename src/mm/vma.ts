@@ -17,6 +17,8 @@ export const VM_DROPPABLE = 1 << 10;
 /** VM_SPECIAL-like mappings khugepaged never touches (VM_NO_KHUGEPAGED). */
 export const VM_IO = 1 << 11;
 export const VM_LOCKED = 1 << 12;
+/** VM_MAYBE_GUARD: guard markers may have been installed (set before the first one). */
+export const VM_MAYBE_GUARD = 1 << 13;
 
 export const VM_FLAG_NAMES: ReadonlyArray<[number, string]> = [
   [VM_READ, 'rd'],
@@ -32,6 +34,7 @@ export const VM_FLAG_NAMES: ReadonlyArray<[number, string]> = [
   [VM_DROPPABLE, 'dp'],
   [VM_IO, 'io'],
   [VM_LOCKED, 'lo'],
+  [VM_MAYBE_GUARD, 'gu'],
 ];
 
 /** Flags that must match for two neighbouring VMAs to merge (is_mergeable_vma). */

@@ -4,7 +4,7 @@
 import { swapCacheMaybeDrop } from './fault.ts';
 import { PG_DIRTY, PG_FILE, PG_ZERO } from './folio.ts';
 import type { Kernel } from './kernel.ts';
-import { entryLoc, levelIndex, pmdTableOf } from './pagewalk.ts';
+import { entryLoc, levelIndex, pmdTableOf, pteOffsetMapLock, pteUnmapUnlock } from './pagewalk.ts';
 import {
   B_DIRTY,
   E_INVALID,
@@ -32,6 +32,7 @@ import {
   readShared,
   tlbFlushRange,
   rcuGracePeriod,
+  tlbFlushTables,
   unlock,
   writeShared,
 } from './step.ts';
@@ -78,16 +79,20 @@ function* zapHugePmd(k: Kernel, vma: Vma, pmdT: number, pmdI: number): Step<void
 function* zapPtes(
   k: Kernel,
   vma: Vma,
-  pteT: number,
+  pmdT: number,
+  pmdI: number,
   start: number,
   end: number,
   opts: ZapOptions,
-): Step<boolean> {
+): Step<{ empty: boolean; pteT: number }> {
   const pte = k.pt.pte;
   const f = k.folios;
   const ptrs = k.geo.ptrsPerPte;
   const gather: number[] = [];
-  yield lock(L_PTE_LOCK, pteT);
+  // pte_offset_map_lock: the table may have been retracted since the PMD was read; then there
+  // is nothing left to zap here.
+  const pteT = (yield pteOffsetMapLock(k, pmdT, pmdI)) as number;
+  if (!pteT) return { empty: false, pteT: 0 };
   for (let vpn = start; vpn < end; vpn++) {
     const i = vpn % ptrs;
     const bits = pte.getBits(pteT, i);
@@ -129,14 +134,20 @@ function* zapPtes(
   const empty = pte.used[pteT] === 0;
   // The flush comes before the PTL is dropped when pages were unmapped (tlb_flush_mmu_tlbonly).
   if (gather.length) yield tlbFlushRange(vma.mm.id);
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   // tlb_finish_mmu: the folios are freed after the flush.
   for (let j = 0; j < gather.length; j += 2) k.folioPut(gather[j], gather[j + 1]);
-  return empty;
+  return { empty, pteT };
 }
 
 /** try_to_free_pte / reclaim_pt_if_empty: unlink and free an empty PTE table. */
-function* reclaimPteTable(k: Kernel, pmdT: number, pmdI: number, pteT: number): Step<void> {
+function* reclaimPteTable(
+  k: Kernel,
+  vma: Vma,
+  pmdT: number,
+  pmdI: number,
+  pteT: number,
+): Step<void> {
   yield lock(L_PMD_LOCK, pmdT);
   yield lock(L_PTE_LOCK, pteT);
   const ok =
@@ -154,6 +165,7 @@ function* reclaimPteTable(k: Kernel, pmdT: number, pmdI: number, pteT: number): 
   // RCU (pte_offset_map) can still lock it and see that it is gone; freeing it at once is the
   // checker's 'pt-reclaim-no-rcu'.
   if (ok) {
+    if (!k.bugs.has('no-psc-flush')) yield tlbFlushTables(vma.mm.id);
     if (!k.bugs.has('pt-reclaim-no-rcu')) yield rcuGracePeriod();
     k.pt.pte.free(pteT);
   }
@@ -184,10 +196,9 @@ export function* zapRange(
         else yield* splitHugePmd(k, vma, pmdT, pmdI);
       }
       if (k.pt.pmd.type(pmdT, pmdI) === E_TABLE) {
-        const pteT = k.pt.pmd.getVal(pmdT, pmdI);
-        const empty: boolean = yield* zapPtes(k, vma, pteT, s, e, opts);
+        const { empty, pteT } = yield* zapPtes(k, vma, pmdT, pmdI, s, e, opts);
         if (empty && whole && opts.reclaimTables && k.geo.arch === 'x86-64')
-          yield* reclaimPteTable(k, pmdT, pmdI, pteT);
+          yield* reclaimPteTable(k, vma, pmdT, pmdI, pteT);
       }
     }
     s = e;

@@ -1,0 +1,49 @@
+// R12, "Merge fixes for missing TLB shootdowns" (2018): CPUs cache upper-level page-table
+// entries (paging-structure caches), not only leaf translations. When page tables are freed,
+// the flush must cover those caches too, or a CPU keeps walking from a pointer to a table that
+// has been freed and may be reused.
+
+import type { KernelBug } from '../../mm/kernel.ts';
+import { doMunmap } from '../../mm/mmap.ts';
+import type { CheckCase, ThreadSpec } from '../explore.ts';
+import { PROPERTIES } from '../properties.ts';
+import { tlbUserWrite } from '../world.ts';
+import { pmdWorld, vpnBase } from './common.ts';
+
+const user: ThreadSpec = {
+  name: 'user writes A[5] twice',
+  run: function* (w, cpu) {
+    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
+    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
+  },
+};
+const munmap: ThreadSpec = {
+  name: 'munmap A',
+  vma: 'A',
+  run: (w) => doMunmap(w.k, w.mms.p, w.vmas.A.start, w.vmas.A.end),
+};
+
+function r12(id: string, title: string, bugs: KernelBug[], expect: CheckCase['expect']): CheckCase {
+  return {
+    id,
+    title: `R12 paging-structure caches vs freed page tables: ${title}`,
+    description:
+      'A CPU writes twice to A while A is unmapped: the first write caches the translation and the PMD entry it walked through; munmap frees the PTE table.',
+    setup: () => pmdWorld({ shared: false, bugs, written: [0, 5] }),
+    threads: [user, munmap],
+    // munmap discards the data by design.
+    properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+    maxPreemptions: 2,
+    expect,
+    rules: [13],
+  };
+}
+
+export const R12_KERNEL = r12('R12-kernel', 'flush with freed_tables', [], 'verified');
+export const R12_NO_PSC_FLUSH = r12(
+  'R12-no-psc-flush',
+  'leaf flush only',
+  ['no-psc-flush'],
+  ['stale-tlb'],
+);
+export const R12_CASES = [R12_KERNEL, R12_NO_PSC_FLUSH];
