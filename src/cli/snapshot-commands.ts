@@ -137,33 +137,46 @@ export function registerSnapshotCommands(
   program
     .command('snapshot')
     .description(
-      'snapshot a live process: its VMAs from /proc/PID/smaps and, per page, present, swapped, exclusive and zero-page state from pagemap, and (as root) the folio structure from /proc/kpageflags; written as a compact, versioned file',
+      'snapshot a live process: its VMAs from /proc/PID/smaps and, per page, present, swapped, exclusive and zero-page state from pagemap, and (as root) the folio structure from /proc/kpageflags; written as a compact, versioned file. With --scenario, a process of the model at the end of a scenario',
     )
-    .requiredOption('--pid <pid>', 'the process', parsePid)
+    .option('--pid <pid>', 'the process', parsePid)
+    .option('--scenario <scenario>', 'instead: run a scenario (file, example or workload:NAME)')
+    .option('--proc <name>', 'with --scenario: the process (default: the first)')
     .requiredOption('-o, --output <file>', 'the snapshot file (written atomically)')
     .addOption(new Option('--json', 'print a summary as JSON'))
-    .action((opts: { pid: number; output: string; json?: boolean }) => {
-      const s = live(opts.pid);
-      const bytes = encodeSnapshot(s);
-      writeFileAtomic(opts.output, bytes);
-      let present = 0;
-      for (const st of s.state) for (const b of st) if (b & 1) present++;
-      const summary = {
-        pid: s.header.pid,
-        comm: s.header.comm,
-        vmas: s.header.vmas.length,
-        presentPages: present,
-        pfns: s.header.pfns,
-        kpageflags: s.header.kpageflags,
-        bytes: bytes.length,
-        file: opts.output,
-      };
-      io.out(
-        opts.json
-          ? json(summary)
-          : `snapshot of ${summary.pid} (${summary.comm}): ${summary.vmas} VMAs, ${present} present pages, ${s.header.kpageflags ? 'folio orders from kpageflags' : 'folio orders unknown (not root)'}; ${bytes.length} bytes to ${opts.output}\n`,
-      );
-    });
+    .action(
+      (opts: {
+        pid?: number;
+        scenario?: string;
+        proc?: string;
+        output: string;
+        json?: boolean;
+      }) => {
+        if ((opts.pid === undefined) === (opts.scenario === undefined))
+          throw new CliError('snapshot: give either --pid or --scenario');
+        const s = opts.pid !== undefined ? live(opts.pid) : simulated(opts.scenario!, opts.proc);
+        const bytes = encodeSnapshot(s);
+        writeFileAtomic(opts.output, bytes);
+        let present = 0;
+        for (const st of s.state) for (const b of st) if (b & 1) present++;
+        const summary = {
+          pid: s.header.pid,
+          comm: s.header.comm,
+          source: s.header.source,
+          vmas: s.header.vmas.length,
+          presentPages: present,
+          pfns: s.header.pfns,
+          kpageflags: s.header.kpageflags,
+          bytes: bytes.length,
+          file: opts.output,
+        };
+        io.out(
+          opts.json
+            ? json(summary)
+            : `snapshot of ${summary.pid} (${summary.comm}): ${summary.vmas} VMAs, ${present} present pages, ${s.header.kpageflags ? 'folio orders from kpageflags' : 'folio orders unknown (not root)'}; ${bytes.length} bytes to ${opts.output}\n`,
+        );
+      },
+    );
 
   program
     .command('thpmaps')

@@ -154,10 +154,12 @@ export function captureLive(
     for (const v of vmas) {
       const n = (v.end - v.start) / pageSize;
       const st = new Uint8Array(n);
-      const ex = new Uint8Array(n);
-      const pf = new Float64Array(n).fill(-1);
+      // Nothing resident or swapped (a reservation, a guard): no pagemap to read.
+      const empty = v.smaps.Rss === 0 && v.smaps.Swap === 0;
+      const ex = new Uint8Array(empty ? 0 : n);
+      const pf = new Float64Array(empty ? 0 : n).fill(-1);
       const first = v.start / pageSize;
-      for (let i = 0; i < n; i += PAGEMAP_CHUNK) {
+      for (let i = 0; i < (empty ? 0 : n); i += PAGEMAP_CHUNK) {
         const cnt = Math.min(PAGEMAP_CHUNK, n - i);
         let got: number;
         try {
@@ -168,6 +170,7 @@ export function captureLive(
         if (got < cnt * 8)
           throw new CaptureError(`process ${pid} changed or exited while its pagemap was read`);
         stats.pagemapEntries += cnt;
+        const from = i;
         for (let j = 0; j < cnt; j++) {
           const lo = buf.readUInt32LE(j * 8);
           const hi = buf.readUInt32LE(j * 8 + 4);
@@ -185,8 +188,9 @@ export function captureLive(
             }
           }
         }
+        if (kpf >= 0) readKpageflags(kpf, kbuf, st, ex, pf, from, from + cnt, stats);
       }
-      if (kpf >= 0) readKpageflags(kpf, kbuf, st, ex, pf, stats);
+
       state.push(st);
       extra.push(ex);
       pfnArr.push(pf);
@@ -250,45 +254,58 @@ export function liveSysfs(): Record<string, string> {
   return out;
 }
 
-/** Flags of the PFNs of one VMA's present pages, a physically contiguous run per read. */
+/** PFNs closer than this share one read of /proc/kpageflags. */
+const KPF_GAP = 512;
+
+/**
+ * Flags of the PFNs of one VMA's present pages: the PFNs sorted, and each cluster of nearby ones
+ * read with one pread (plus the entry after it: thpmaps asks whether the next PFN is a tail).
+ */
 function readKpageflags(
   fd: number,
   kbuf: Buffer,
   st: Uint8Array,
   ex: Uint8Array,
   pf: Float64Array,
+  from: number,
+  to: number,
   stats: CaptureStats,
 ): void {
-  const n = st.length;
-  for (let i = 0; i < n;) {
-    if (pf[i] < 0) {
-      i++;
-      continue;
-    }
-    let j = i + 1;
-    while (j < n && j - i < PAGEMAP_CHUNK && pf[j] === pf[j - 1] + 1) j++;
-    // One more entry: the PFN after the run (thpmaps looks at whether it is a tail).
-    const cnt = j - i + 1;
+  // Sort (pfn, index) pairs as one number each: to - from <= 2^16 and PFNs stay below 2^37.
+  let n = 0;
+  const keys = new Float64Array(to - from);
+  for (let i = from; i < to; i++) if (pf[i] >= 0) keys[n++] = pf[i] * 65536 + (i - from);
+  const sorted = keys.subarray(0, n).sort();
+  const pfnOf = (q: number) => Math.floor(sorted[q] / 65536);
+  const maxEntries = kbuf.length / 8 - 1;
+  for (let a = 0; a < n;) {
+    const lo = pfnOf(a);
+    let b = a + 1;
+    while (b < n && pfnOf(b) - pfnOf(b - 1) <= KPF_GAP && pfnOf(b) - lo < maxEntries) b++;
+    const cnt = pfnOf(b - 1) - lo + 2;
     let got: number;
     try {
-      got = preadFull(fd, kbuf, cnt * 8, pf[i] * 8);
+      got = preadFull(fd, kbuf, cnt * 8, lo * 8);
     } catch {
       got = 0; // a PFN past the end of memory: no flags
     }
     stats.kpageflagsReads++;
-    for (let k = 0; k < j - i && (k + 1) * 8 <= got; k++) {
-      const f = kbuf.readUInt32LE(k * 8);
-      let s = st[i + k];
+    for (let q = a; q < b; q++) {
+      const i = from + (sorted[q] % 65536);
+      const off = (pfnOf(q) - lo) * 8;
+      if (off + 8 > got) continue;
+      const f = kbuf.readUInt32LE(off);
+      let s = st[i];
       if (f & (1 << KPF_ANON)) s |= P_ANON;
       if (f & (1 << KPF_THP)) s |= P_THP;
       if (f & (1 << KPF_COMPOUND_HEAD)) s |= P_HEAD;
       if (f & (1 << KPF_COMPOUND_TAIL)) s |= P_TAIL;
       if (f & (1 << KPF_ZERO_PAGE)) s |= P_ZERO;
-      st[i + k] = s;
+      st[i] = s;
+      if (off + 16 <= got && kbuf.readUInt32LE(off + 8) & (1 << KPF_COMPOUND_TAIL))
+        ex[i] |= X_NEXT_TAIL;
     }
-    if (got >= cnt * 8 && kbuf.readUInt32LE((cnt - 1) * 8) & (1 << KPF_COMPOUND_TAIL))
-      ex[j - 1] |= X_NEXT_TAIL;
-    i = j;
+    a = b;
   }
 }
 

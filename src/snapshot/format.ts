@@ -8,7 +8,9 @@
 //   per VMA, in header order:
 //     u32 n, n bytes, u32 crc        its pages: per page one byte of state (P_*); a present page
 //                                    also has a byte of X_* flags and, when PFNs were readable,
-//                                    its PFN as a zigzag varint of (pfn - previous pfn - 1)
+//                                    its PFN as a zigzag varint of (pfn - previous pfn - 1); a
+//                                    state of 0 (nothing mapped) is followed by a varint of how
+//                                    many more pages in a row have nothing mapped
 //   "END\0"
 //
 // Every section has a CRC-32, so a corrupted or truncated file is rejected with the offset of
@@ -82,9 +84,12 @@ export interface Snapshot {
   header: SnapshotHeader;
   /** Per VMA: one state byte per page. */
   state: Uint8Array[];
-  /** Per VMA: the X_* byte per page (0 where not present). */
+  /** Per VMA: the X_* byte per page (0 where not present; empty when no page is present). */
   extra: Uint8Array[];
-  /** Per VMA: the PFN per page (-1 unknown or not present). Float64 to hold 52-bit PFNs. */
+  /**
+   * Per VMA: the PFN per page (-1 unknown or not present; empty when no page is present).
+   * Float64 to hold 52-bit PFNs.
+   */
   pfn: Float64Array[];
 }
 
@@ -153,6 +158,14 @@ export function encodePages(
   let prev = -1;
   for (let i = 0; i < state.length; i++) {
     w.u8(state[i]);
+    if (state[i] === 0) {
+      // A run of pages with nothing mapped: its length after the first.
+      let j = i + 1;
+      while (j < state.length && state[j] === 0) j++;
+      w.varint(j - i - 1);
+      i = j - 1;
+      continue;
+    }
     if (!(state[i] & P_PRESENT)) continue;
     w.u8(extra[i]);
     if (withPfns) {
@@ -283,15 +296,35 @@ export function decodeSnapshot(buf: Uint8Array): Snapshot {
     const data = readSection(`the pages of vma ${i}`);
     const n = (v.end - v.start) / header.pageSize;
     const st = new Uint8Array(n);
-    const ex = new Uint8Array(n);
-    const pf = new Float64Array(n).fill(-1);
+    // Allocated at the first present page: a VMA with nothing present costs a byte per page.
+    let ex: Uint8Array | null = null;
+    let pf: Float64Array | null = null;
     let p = 0;
     let prev = -1;
+    const varint = (j: number, what: string): number => {
+      let v2 = 0;
+      let mul = 1;
+      for (let k = 0; ; k++) {
+        if (p >= data.length || k > 8)
+          throw new SnapshotError(at, `the pages of vma ${i}: bad ${what} at page ${j}`);
+        const byte = data[p++];
+        v2 += (byte & 0x7f) * mul;
+        mul *= 128;
+        if (!(byte & 0x80)) return v2;
+      }
+    };
     for (let j = 0; j < n; j++) {
       if (p >= data.length)
         throw new SnapshotError(at, `the pages of vma ${i}: ends at page ${j} of ${n}`);
       const s = data[p++];
       st[j] = s;
+      if (s === 0) {
+        const more = varint(j, 'run length');
+        if (j + more >= n)
+          throw new SnapshotError(at, `the pages of vma ${i}: a run at page ${j} passes the end`);
+        j += more;
+        continue;
+      }
       if (!(s & P_PRESENT)) {
         if (s & (P_ANON | P_THP | P_HEAD | P_TAIL | P_ZERO))
           throw new SnapshotError(
@@ -304,19 +337,11 @@ export function decodeSnapshot(buf: Uint8Array): Snapshot {
         throw new SnapshotError(at, `the pages of vma ${i}: page ${j} is both present and swapped`);
       if (p >= data.length)
         throw new SnapshotError(at, `the pages of vma ${i}: ends inside page ${j}`);
+      ex ??= new Uint8Array(n);
+      pf ??= new Float64Array(n).fill(-1);
       ex[j] = data[p++];
       if (header.pfns) {
-        let v2 = 0;
-        let mul = 1;
-        for (let k = 0; ; k++) {
-          if (p >= data.length || k > 8)
-            throw new SnapshotError(at, `the pages of vma ${i}: bad PFN at page ${j}`);
-          const byte = data[p++];
-          v2 += (byte & 0x7f) * mul;
-          mul *= 128;
-          if (!(byte & 0x80)) break;
-        }
-        const value = prev + 1 + unzigzag(v2);
+        const value = prev + 1 + unzigzag(varint(j, 'PFN'));
         if (!(value >= 0) || !Number.isSafeInteger(value) || value >= 2 ** 52)
           throw new SnapshotError(at, `the pages of vma ${i}: bad PFN at page ${j}`);
         pf[j] = value;
@@ -326,8 +351,8 @@ export function decodeSnapshot(buf: Uint8Array): Snapshot {
     if (p !== data.length)
       throw new SnapshotError(at, `the pages of vma ${i}: ${data.length - p} bytes left over`);
     state.push(st);
-    extra.push(ex);
-    pfn.push(pf);
+    extra.push(ex ?? new Uint8Array(0));
+    pfn.push(pf ?? new Float64Array(0));
   });
   need(4, 'the end marker');
   if (b.toString('latin1', off, off + 4) !== 'END\0')

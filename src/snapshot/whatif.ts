@@ -180,10 +180,18 @@ export function whatif(s: Snapshot, opts: WhatifOptions = {}): WhatifResult {
     } else
       skipped.push({ start: v.start, end: v.end, name: v.name, reason: why ?? 'nothing mapped' });
   });
-  const need = (pages + swapped) * ps;
+  // Room for what collapse may fill in: every PMD range that holds a page, filled whole.
+  const ranges = new Set<number>();
+  for (const vi of load) {
+    const first = h.vmas[vi].start / ps;
+    s.state[vi].forEach((b, j) => {
+      if (b & (P_PRESENT | P_SWAPPED)) ranges.add(Math.floor(((first + j) * ps) / h.pmdSize));
+    });
+  }
+  const need = Math.max((pages + swapped) * ps, ranges.size * h.pmdSize);
   const ramBytes =
     opts.ramBytes ??
-    Math.max(2 ** 30, Math.ceil((need * 1.25 + 256 * 2 ** 20) / h.pmdSize) * h.pmdSize);
+    Math.max(2 ** 30, Math.ceil((need * 1.1 + 256 * 2 ** 20) / h.pmdSize) * h.pmdSize);
   const m = new Machine({
     geometry,
     profile: opts.profile,

@@ -65,7 +65,12 @@ export function* parseLackey(
   for (const raw of src) {
     lineNo++;
     stats.lines++;
-    if (raw.startsWith('==') || raw === '') continue;
+    if (raw === '' || raw.startsWith('==')) continue;
+    // Instruction fetches ("I  addr,size") are most of a trace: a cheap shape check, no regex.
+    if (raw.charCodeAt(0) === 73 && raw.charCodeAt(1) === 32 && raw.charCodeAt(2) === 32) {
+      const comma = raw.indexOf(',', 3);
+      if (comma > 3 && comma < raw.length - 1 && comma < 20) continue;
+    }
     const m = LINE.exec(raw);
     if (!m)
       throw new InputError(
@@ -73,7 +78,7 @@ export function* parseLackey(
         lineNo,
         `not a lackey line: ${JSON.stringify(raw.slice(0, 60))}`,
       );
-    if (raw[0] === 'I') continue;
+    if (raw.charCodeAt(0) === 73) continue;
     const addr = Number.parseInt(m[1], 16);
     const size = Number(m[2]);
     if (addr + size > USER_TOP)

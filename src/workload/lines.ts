@@ -2,6 +2,7 @@
 // longer than the limit is an error instead of an unbounded buffer.
 
 import { closeSync, openSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 export class InputError extends Error {
   constructor(
@@ -45,7 +46,9 @@ export function fileLines(path: string, maxLine = MAX_LINE_BYTES): LineSource {
         );
       }
       const buf = Buffer.allocUnsafe(CHUNK_BYTES);
-      let carry: Buffer = Buffer.alloc(0);
+      // Decoded a chunk at a time; a multi-byte character split between chunks stays whole.
+      const decoder = new StringDecoder('utf8');
+      let carry = '';
       let lineNo = 0;
       try {
         for (;;) {
@@ -60,23 +63,20 @@ export function fileLines(path: string, maxLine = MAX_LINE_BYTES): LineSource {
           }
           if (n === 0) break;
           src.bytesRead += n;
+          const text = carry + decoder.write(buf.subarray(0, n));
           let start = 0;
-          for (let i = 0; i < n; i++) {
-            if (buf[i] !== 10) continue;
-            const piece = buf.subarray(start, i);
-            const line = carry.length ? Buffer.concat([carry, piece]) : piece;
-            carry = Buffer.alloc(0);
+          for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
             lineNo++;
-            yield line.toString('utf8').replace(/\r$/, '');
-            start = i + 1;
+            const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+            yield text.slice(start, end);
+            start = nl + 1;
           }
-          if (start < n) {
-            if (carry.length + (n - start) > maxLine)
-              throw new InputError(path, lineNo + 1, `line longer than ${maxLine} bytes`);
-            carry = Buffer.concat([carry, buf.subarray(start, n)]);
-          }
+          carry = text.slice(start);
+          if (carry.length > maxLine)
+            throw new InputError(path, lineNo + 1, `line longer than ${maxLine} bytes`);
         }
-        if (carry.length) yield carry.toString('utf8').replace(/\r$/, '');
+        carry += decoder.end();
+        if (carry.length) yield carry.replace(/\r$/, '');
       } finally {
         if (fd !== 0) closeSync(fd);
       }
