@@ -426,7 +426,8 @@ export function* collapseHugePage(
   if (look) result = look.result;
   if (result === 'SCAN_SUCCEED' && look && pteLevel) {
     const vma = rv.vma!;
-    yield* vmaStartWrite(vma);
+    // vma_start_write keeps per-VMA-lock faults out ('collapse-no-vma-write-lock' forgets it).
+    if (!k.bugs.has('collapse-no-vma-write-lock')) yield* vmaStartWrite(vma);
     const root = vma.anonVma!.root.id;
     yield lock(L_ANON_VMA_WRITE, root);
     const pteT = k.pt.pmd.getVal(look.pmdT, look.pmdI);
@@ -437,7 +438,8 @@ export function* collapseHugePage(
     filled = r.noneOrZero;
   } else if (result === 'SCAN_SUCCEED' && look) {
     const vma = rv.vma!;
-    yield* vmaStartWrite(vma);
+    // vma_start_write keeps per-VMA-lock faults out ('collapse-no-vma-write-lock' forgets it).
+    if (!k.bugs.has('collapse-no-vma-write-lock')) yield* vmaStartWrite(vma);
     const root = vma.anonVma!.root.id;
     yield lock(L_ANON_VMA_WRITE, root);
     // pmdp_collapse_flush: the whole table leaves the tree, the TLB range is flushed.

@@ -55,6 +55,7 @@ import {
   readShared,
   trylock,
   unlock,
+  writeShared,
 } from './step.ts';
 import { thpVmaAllowableOrder, thpVmaAllowableOrders, thpVmaSuitableOrders } from './thp-orders.ts';
 import { VM_UFFD_MISSING, VM_WRITE, type Vma, type Mm } from './vma.ts';
@@ -529,7 +530,14 @@ function* doAnonymousPage(
   const order = k.folios.order[folio];
   const n = 1 << order;
   const idx = Math.floor(pteI / n) * n;
-  // The table read above may have been reclaimed meanwhile: map it again, under RCU.
+  // The table read above may have been reclaimed meanwhile: map it again, under RCU, lock it and
+  // check the entries are still none ('set-pte-without-ptl' writes them with no lock or check).
+  if (k.bugs.has('set-pte-without-ptl')) {
+    const t = k.pt.pmd.getVal(pmdT, pmdI);
+    yield writeShared(S_PTE_ENTRY, t * pte.entriesPerTable + idx);
+    mapAnonFolioPtes(k, vma, vpn - (pteI - idx), folio, t, idx);
+    return 0;
+  }
   const t = (yield pteOffsetMapLock(k, pmdT, pmdI)) as number;
   if (!t || !pteRangeNone(k, t, idx, n)) {
     if (t) yield* pteUnmapUnlock(t);

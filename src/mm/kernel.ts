@@ -59,7 +59,15 @@ export type KernelBug =
   /** retract_page_tables walks the file's VMAs without the i_mmap lock (R10). */
   | 'retract-no-i-mmap-lock'
   /** retract_page_tables does not recheck for guard markers under the PTE lock (R20). */
-  | 'retract-no-guard-recheck';
+  | 'retract-no-guard-recheck'
+  /** pmd_install publishes its table without rechecking that the entry is still none. */
+  | 'pmd-install-no-recheck'
+  /** do_anonymous_page writes its PTEs without the PTE lock and without rechecking them. */
+  | 'set-pte-without-ptl'
+  /** collapse_huge_page skips vma_start_write: per-VMA-lock faults are not excluded. */
+  | 'collapse-no-vma-write-lock'
+  /** Empty-table reclaim takes the PMD lock (not a trylock) while holding the PTE lock. */
+  | 'pt-reclaim-pmd-lock-under-ptl';
 
 export class Kernel {
   readonly geo: Geometry;

@@ -71,7 +71,7 @@ function state(k: Kernel): MemcgState {
 }
 
 function uncharge(s: MemcgState, head: number, order: number): void {
-  const n = 1 << order;
+  const n = order > 0 ? 1 : 1 << order;
   for (let i = 0; i < n; i++) {
     const id = s.owner[head + i];
     if (id === 0) continue;
@@ -169,4 +169,13 @@ export function* folioPrealloc(k: Kernel, mm: Mm): Step<number> {
   if (yield* memcgCharge(k, mm, folio, GFP_HIGHUSER_MOVABLE)) return folio;
   k.folioPut(folio);
   return NO_PFN;
+}
+
+/** The pages charged to each cgroup, counted from the per-page owners (for invariant checks). */
+export function memcgRecount(k: Kernel): number[] {
+  const s = STATES.get(k);
+  if (!s) return [];
+  const counts = new Array<number>(s.groups.length).fill(0);
+  for (let pfn = 0; pfn < s.owner.length; pfn++) if (s.owner[pfn]) counts[s.owner[pfn] - 1]++;
+  return counts;
 }

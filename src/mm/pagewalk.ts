@@ -118,7 +118,9 @@ export function* pteAlloc(k: Kernel, mm: Mm, pmdTable: number, pmdIdx: number): 
   yield lock(L_PMD_LOCK, pmdTable);
   let result = 0;
   const type = pmd.getBits(pmdTable, pmdIdx) & E_TYPE_MASK;
-  if (type === E_NONE) {
+  // The recheck under the lock: another thread may have installed a table since the lockless
+  // read ('pmd-install-no-recheck' publishes anyway).
+  if (type === E_NONE || (type === E_TABLE && k.bugs.has('pmd-install-no-recheck'))) {
     yield writeShared(S_PMD_ENTRY, entryLoc(pmd, pmdTable, pmdIdx));
     pmd.set(pmdTable, pmdIdx, fresh, E_TABLE);
     pte.state[fresh] = T_LINKED;

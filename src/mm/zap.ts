@@ -134,6 +134,12 @@ function* zapPtes(
   const empty = pte.used[pteT] === 0;
   // The flush comes before the PTL is dropped when pages were unmapped (tlb_flush_mmu_tlbonly).
   if (gather.length) yield tlbFlushRange(vma.mm.id);
+  if (empty && opts.reclaimTables && k.bugs.has('pt-reclaim-pmd-lock-under-ptl')) {
+    // The reclaim fast path must only trylock the PMD lock while holding the PTE lock; the
+    // checker's bug takes it outright, against the lock order.
+    yield lock(L_PMD_LOCK, pmdT);
+    yield unlock(L_PMD_LOCK, pmdT);
+  }
   yield* pteUnmapUnlock(pteT);
   // tlb_finish_mmu: the folios are freed after the flush.
   for (let j = 0; j < gather.length; j += 2) k.folioPut(gather[j], gather[j + 1]);

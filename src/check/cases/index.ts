@@ -8,6 +8,7 @@ import { R11_CASES } from './r11.ts';
 import { R12_CASES } from './r12.ts';
 import { R19_CASES } from './r19.ts';
 import { RETRACT_CASES } from './retract.ts';
+import { RULE_CASES } from './rules.ts';
 import { PTE_LEVEL_CASES } from './r-pte-level.ts';
 
 export const CASES: readonly CheckCase[] = [
@@ -19,6 +20,7 @@ export const CASES: readonly CheckCase[] = [
   ...R12_CASES,
   ...R19_CASES,
   ...RETRACT_CASES,
+  ...RULE_CASES,
 ];
 
 export function caseById(id: string): CheckCase | undefined {

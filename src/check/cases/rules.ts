@@ -1,0 +1,121 @@
+// Cases for the rules of docs/page-table-walkers.md that no historical race in the catalogue
+// covers on its own: each drops one step of the rule (a bug switch) in a small race, and the
+// kernel's form is verified.
+
+import { doMadvise } from '../../mm/madvise.ts';
+import type { KernelBug } from '../../mm/kernel.ts';
+import type { CheckCase, ThreadSpec } from '../explore.ts';
+import type { PropertyName } from '../properties.ts';
+import { tlbUserWrite } from '../world.ts';
+import { type WorldOptions, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
+
+function write(name: string, page: number): ThreadSpec {
+  return { name, vma: 'A', run: (w, cpu) => tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + page) };
+}
+
+interface Pair {
+  id: string;
+  title: string;
+  description: string;
+  world: Omit<WorldOptions, 'bugs'>;
+  threads: ThreadSpec[];
+  bug: KernelBug;
+  broken: readonly PropertyName[];
+  rules: number[];
+  properties?: readonly PropertyName[];
+}
+
+/** The kernel's form (verified) and the form without the step (a counterexample). */
+function pair(p: Pair): [CheckCase, CheckCase] {
+  const make = (bugs: KernelBug[], id: string, expect: CheckCase['expect']): CheckCase => ({
+    id,
+    title: `${p.title}${bugs.length ? ` (${bugs[0]})` : ''}`,
+    description: p.description,
+    setup: () => pmdWorld({ ...p.world, bugs }),
+    threads: p.threads,
+    ...(p.properties ? { properties: p.properties } : {}),
+    maxPreemptions: 2,
+    expect,
+    rules: p.rules,
+  });
+  return [make([], `${p.id}-kernel`, 'verified'), make([p.bug], `${p.id}-${p.bug}`, p.broken)];
+}
+
+/** Rule 3: a missing table is created by check, lock, recheck, publish. */
+export const [RULE3_KERNEL, RULE3_BROKEN] = pair({
+  id: 'rule3',
+  title: 'Rule 3 two faults create the same missing PTE table',
+  description:
+    'An empty PMD range of A; two write faults on different pages, each under the VMA read lock, both find no PTE table and both allocate one.',
+  world: { shared: false, written: [] },
+  threads: [write('fault A[10]', 10), write('fault A[20]', 20)],
+  bug: 'pmd-install-no-recheck',
+  broken: ['lost-write', 'table-lifetime', 'quiescence'],
+  rules: [3],
+});
+
+/** Rule 4: an entry changes only under its table's lock. */
+export const [RULE4_KERNEL, RULE4_BROKEN] = pair({
+  id: 'rule4',
+  title: 'Rule 4 two faults on the same page',
+  description:
+    'Two write faults on the same unpopulated page of A, each under the VMA read lock: only one may map its new page.',
+  world: { shared: false, written: [0] },
+  threads: [write('fault A[10] on CPU 0', 10), write('fault A[10] on CPU 1', 10)],
+  bug: 'set-pte-without-ptl',
+  broken: ['lost-write', 'quiescence', 'table-lifetime'],
+  rules: [4],
+});
+
+/** Rule 17: operations that conflict with faults write-lock every affected VMA. */
+export const [RULE17_KERNEL, RULE17_BROKEN] = pair({
+  id: 'rule17',
+  title: 'Rule 17 collapse vs a per-VMA-lock fault in the same VMA',
+  description:
+    'A spans the PMD range; khugepaged collapses A[0..16) at order 4 while a write fault elsewhere in A holds only the VMA read lock.',
+  world: { shared: false, written: Array.from({ length: 16 }, (_, i) => i) },
+  threads: [
+    {
+      name: 'khugepaged collapse A[0..16) order 4',
+      vma: 'A',
+      run: (w) => khugepagedCollapse(w, 0, 4),
+    },
+    write('fault A[300]', 300),
+  ],
+  bug: 'collapse-no-vma-write-lock',
+  broken: ['transient-none', 'lost-write', 'table-lifetime'],
+  rules: [17],
+});
+
+/** Rule 19: the lock order (empty-table reclaim only trylocks the PMD lock under the PTE lock). */
+export const [RULE19_KERNEL, RULE19_BROKEN] = pair({
+  id: 'rule19',
+  title: 'Rule 19 empty-table reclaim vs a fault installing a table',
+  description:
+    'MADV_DONTNEED empties the whole PMD range of A and reclaims the table, while a fault in A installs PTEs (PMD lock, then PTE lock).',
+  world: { shared: false, written: [0, 1] },
+  threads: [
+    {
+      name: 'MADV_DONTNEED of the PMD range',
+      vma: 'A',
+      run: (w) => doMadvise(w.k, w.mms.p, vpnBase(w), vpnBase(w) + 512, 'dontneed'),
+    },
+    write('fault A[100]', 100),
+  ],
+  bug: 'pt-reclaim-pmd-lock-under-ptl',
+  broken: ['lock-order', 'deadlock'],
+  rules: [19],
+  // The zapped pages are gone by design.
+  properties: ['lock-order', 'deadlock', 'table-lifetime', 'crash', 'quiescence'],
+});
+
+export const RULE_CASES = [
+  RULE3_KERNEL,
+  RULE3_BROKEN,
+  RULE4_KERNEL,
+  RULE4_BROKEN,
+  RULE17_KERNEL,
+  RULE17_BROKEN,
+  RULE19_KERNEL,
+  RULE19_BROKEN,
+];
