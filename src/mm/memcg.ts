@@ -71,7 +71,7 @@ function state(k: Kernel): MemcgState {
 }
 
 function uncharge(s: MemcgState, head: number, order: number): void {
-  const n = order > 0 ? 1 : 1 << order;
+  const n = 1 << order;
   for (let i = 0; i < n; i++) {
     const id = s.owner[head + i];
     if (id === 0) continue;
