@@ -67,7 +67,11 @@ export type KernelBug =
   /** collapse_huge_page skips vma_start_write: per-VMA-lock faults are not excluded. */
   | 'collapse-no-vma-write-lock'
   /** Empty-table reclaim takes the PMD lock (not a trylock) while holding the PTE lock. */
-  | 'pt-reclaim-pmd-lock-under-ptl';
+  | 'pt-reclaim-pmd-lock-under-ptl'
+  /** A page-table walker walks without the mmap read lock (rule 1). */
+  | 'walk-without-mmap-lock'
+  /** remove_migration_ptes also fills empty entries, under the rmap lock alone (rule 2). */
+  | 'migration-restore-populates';
 
 export class Kernel {
   readonly geo: Geometry;

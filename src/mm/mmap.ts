@@ -6,6 +6,7 @@ import { anonVmaUnlinkAll } from './anon-vma.ts';
 import { unlinkFileVma } from './filemap.ts';
 import type { Kernel } from './kernel.ts';
 import {
+  L_ANON_VMA_WRITE,
   L_I_MMAP_WRITE,
   L_MMAP_READ,
   L_MMAP_WRITE,
@@ -124,7 +125,11 @@ export function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Ste
   for (const vma of vmas)
     yield* zapRange(k, vma, vma.start, vma.end, { keepGuards: false, reclaimTables: false });
   for (const vma of vmas) {
+    // unlink_anon_vmas: under the anon_vma write lock, so rmap walks finish first.
+    const root = vma.anonVma?.root.id;
+    if (root !== undefined) yield lock(L_ANON_VMA_WRITE, root);
     anonVmaUnlinkAll(vma);
+    if (root !== undefined) yield unlock(L_ANON_VMA_WRITE, root);
     if (vma.file) yield* unlinkFileVma(k, vma);
   }
   // tlb_remove_table: the tables are freed after an RCU grace period, which RCU readers and a

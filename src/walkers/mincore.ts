@@ -11,6 +11,7 @@ import {
   L_MMAP_READ,
   L_PMD_LOCK,
   S_PMD_ENTRY,
+  S_PTE_ENTRY,
   type Step,
   lock,
   readShared,
@@ -24,7 +25,10 @@ export function* mincoreWalk(k: Kernel, mm: Mm, start: number, end: number): Ste
   const nr = k.geo.ptrsPerPte;
   const pmd = k.pt.pmd;
   let mapped = 0;
-  yield lock(L_MMAP_READ, mm.id);
+  // The mmap read lock keeps the VMAs, and so their page tables, in place (rule 1);
+  // 'walk-without-mmap-lock' walks without it.
+  const locked = !k.bugs.has('walk-without-mmap-lock');
+  if (locked) yield lock(L_MMAP_READ, mm.id);
   for (let vpn = start; vpn < end; vpn += nr) {
     const pmdT = pmdTableOf(k, mm, vpn);
     if (!pmdT) continue;
@@ -51,8 +55,11 @@ export function* mincoreWalk(k: Kernel, mm: Mm, start: number, end: number): Ste
       }
     }
     if (type === E_NONE) continue;
+    // A table: look at the PTEs (pte_offset_map), one read for the range.
+    const pteT = pmd.getVal(pmdT, pmdI);
+    yield readShared(S_PTE_ENTRY, pteT * k.pt.pte.entriesPerTable);
     mapped++;
   }
-  yield unlock(L_MMAP_READ, mm.id);
+  if (locked) yield unlock(L_MMAP_READ, mm.id);
   return mapped;
 }

@@ -5,11 +5,18 @@
 
 import { PG_LOCKED } from '../mm/folio.ts';
 import type { Kernel } from '../mm/kernel.ts';
-import { entryLoc, levelIndex, pmdTableOf } from '../mm/pagewalk.ts';
+import {
+  entryLoc,
+  levelIndex,
+  pmdTableOf,
+  pteOffsetMapLock,
+  pteUnmapUnlock,
+} from '../mm/pagewalk.ts';
 import {
   B_WRITE,
   B_YOUNG,
   E_MIGRATION,
+  E_NONE,
   E_PRESENT,
   E_TABLE,
   E_TYPE_MASK,
@@ -18,8 +25,6 @@ import {
 import { rmapAddPtes, rmapRemovePtes } from '../mm/rmap.ts';
 import {
   L_ANON_VMA_READ,
-  L_PTE_LOCK,
-  L_RCU,
   S_FOLIO,
   S_PMD_ENTRY,
   type Step,
@@ -61,21 +66,22 @@ export function* rmapWalkAnon(
     const pmdI = levelIndex(k, vpn, PMD);
     yield readShared(S_PMD_ENTRY, entryLoc(k.pt.pmd, pmdT, pmdI));
     if ((k.pt.pmd.getBits(pmdT, pmdI) & E_TYPE_MASK) !== E_TABLE) continue;
-    const pteT = k.pt.pmd.getVal(pmdT, pmdI);
-    yield lock(L_RCU, 0);
-    yield lock(L_PTE_LOCK, pteT);
-    const same =
-      (k.pt.pmd.getBits(pmdT, pmdI) & E_TYPE_MASK) === E_TABLE &&
-      k.pt.pmd.getVal(pmdT, pmdI) === pteT;
+    // map_pte: pte_offset_map_lock (RCU, lock, pmd_same).
+    const pteT = (yield pteOffsetMapLock(k, pmdT, pmdI)) as number;
+    if (!pteT) continue;
     const idx = vpn % nr;
     const bits = k.pt.pte.getBits(pteT, idx);
     const want = match === 'present' ? E_PRESENT : E_MIGRATION;
-    if (same && (bits & E_TYPE_MASK) === want && k.pt.pte.getVal(pteT, idx) === pfn) {
+    const type = bits & E_TYPE_MASK;
+    const found =
+      (type === want && k.pt.pte.getVal(pteT, idx) === pfn) ||
+      // Restoring into an empty entry populates it under the rmap lock alone (rule 2's bug).
+      (match === 'migration' && type === E_NONE && k.bugs.has('migration-restore-populates'));
+    if (found) {
       yield* visit(k, vma, pteT, idx, pfn);
       visited++;
     }
-    yield unlock(L_PTE_LOCK, pteT);
-    yield unlock(L_RCU, 0);
+    yield* pteUnmapUnlock(pteT);
   }
   yield unlock(L_ANON_VMA_READ, root);
   return visited;

@@ -3,9 +3,12 @@
 // kernel's form is verified.
 
 import { doMadvise } from '../../mm/madvise.ts';
+import { doMunmap } from '../../mm/mmap.ts';
+import { mincoreWalk } from '../../walkers/mincore.ts';
+import { migrateFolio } from '../../walkers/rmap-walk.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
-import type { PropertyName } from '../properties.ts';
+import { PROPERTIES, type PropertyName } from '../properties.ts';
 import { tlbUserWrite } from '../world.ts';
 import { type WorldOptions, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 
@@ -109,7 +112,56 @@ export const [RULE19_KERNEL, RULE19_BROKEN] = pair({
   properties: ['lock-order', 'deadlock', 'table-lifetime', 'crash', 'quiescence'],
 });
 
+/** Rule 1: a walker holds a lock that keeps the VMA (and its tables) while it walks. */
+export const [RULE1_KERNEL, RULE1_BROKEN] = pair({
+  id: 'rule1',
+  title: 'Rule 1 a page-table walker vs munmap',
+  description:
+    'mincore walks the PMD range of A (PTE tables included) while A is unmapped and its tables freed.',
+  world: { shared: false, written: [0, 5] },
+  threads: [
+    {
+      name: 'mincore walk of A',
+      run: (w) => mincoreWalk(w.k, w.mms.p, vpnBase(w), vpnBase(w) + 512),
+    },
+    {
+      name: 'munmap A',
+      vma: 'A',
+      run: (w) => doMunmap(w.k, w.mms.p, w.vmas.A.start, w.vmas.A.end),
+    },
+  ],
+  bug: 'walk-without-mmap-lock',
+  broken: ['table-lifetime'],
+  rules: [1],
+  properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+});
+
+/** Rule 2: populating empty entries needs the mmap or VMA lock; an rmap lock alone is not enough. */
+export const [RULE2_KERNEL, RULE2_BROKEN] = pair({
+  id: 'rule2',
+  title: 'Rule 2 migration of a folio vs munmap',
+  description:
+    "A's page 5 is migrated (rmap walks under the anon_vma lock) while A is unmapped: munmap zaps the migration entry and frees the tables after unlinking the anon_vma.",
+  world: { shared: false, written: [0, 5] },
+  threads: [
+    { name: "migrate A's page 5", run: (w) => migrateFolio(w.k, w.pfns.page5) },
+    {
+      name: 'munmap A',
+      vma: 'A',
+      run: (w) => doMunmap(w.k, w.mms.p, w.vmas.A.start, w.vmas.A.end),
+    },
+  ],
+  bug: 'migration-restore-populates',
+  broken: ['quiescence', 'table-lifetime', 'crash'],
+  rules: [2],
+  properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+});
+
 export const RULE_CASES = [
+  RULE1_KERNEL,
+  RULE1_BROKEN,
+  RULE2_KERNEL,
+  RULE2_BROKEN,
   RULE3_KERNEL,
   RULE3_BROKEN,
   RULE4_KERNEL,
