@@ -63,7 +63,8 @@ export const PROPERTY_TEXT: Record<PropertyName, string> = {
   'cross-vma':
     '4. an operation on VMA A never writes an entry mapping VMA B (but to create a table)',
   'transient-none': '5. no transient none observed by a walker the writer does not exclude',
-  quiescence: '6. no migration entry left behind; references and mappings consistent at the end',
+  quiescence:
+    '6. no migration entry left behind, nothing mapped into a reaped mm; references and mappings consistent at the end',
   'lock-order': '7. locks taken in the documented order',
   deadlock: '7. no deadlock',
   crash: 'the model itself found an impossible state (an assertion of the kernel model)',
@@ -262,6 +263,14 @@ export class Monitor {
           break;
         }
     }
+    // An OOM-reaped mm gets no new anonymous memory after the reaper was through.
+    for (const mm of k.mms.values())
+      if (mm.unstable && mm.rssAnon > 0)
+        this.report(
+          'quiescence',
+          `mm ${mm.id} was reaped by the OOM reaper but maps ${mm.rssAnon} anonymous pages again`,
+          step,
+        );
     // Lost writes: every user write must be readable where it was written.
     for (const [key, token] of this.w.expected) {
       const [mmId, vpn] = key.split(':').map(Number);

@@ -544,6 +544,12 @@ function* doAnonymousPage(
     k.folioPut(folio);
     return 0;
   }
+  // check_stable_address_space, under the PTE lock: the OOM reaper may have reaped this mm.
+  if (vma.mm.unstable && !k.bugs.has('no-stable-check')) {
+    yield* pteUnmapUnlock(t);
+    k.folioPut(folio);
+    return VM_FAULT_SIGSEGV;
+  }
   mapAnonFolioPtes(k, vma, vpn - (pteI - idx), folio, t, idx);
   yield* pteUnmapUnlock(t);
   return 0;

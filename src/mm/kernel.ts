@@ -71,7 +71,9 @@ export type KernelBug =
   /** A page-table walker walks without the mmap read lock (rule 1). */
   | 'walk-without-mmap-lock'
   /** remove_migration_ptes also fills empty entries, under the rmap lock alone (rule 2). */
-  | 'migration-restore-populates';
+  | 'migration-restore-populates'
+  /** The anonymous fault maps a page without checking for an OOM-reaped mm (rule 21). */
+  | 'no-stable-check';
 
 export class Kernel {
   readonly geo: Geometry;

@@ -126,6 +126,8 @@ export class Mm {
   /** MMF_VM_HUGEPAGE: registered with khugepaged. */
   khugepagedRegistered = false;
   exiting = false;
+  /** MMF_UNSTABLE: the OOM reaper has torn down its anonymous memory; no new anon pages. */
+  unstable = false;
   /** MM_ANONPAGES and MM_SWAPENTS rss counters. */
   rssAnon = 0;
   swapEnts = 0;

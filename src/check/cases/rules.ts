@@ -5,6 +5,7 @@
 import { doMadvise } from '../../mm/madvise.ts';
 import { doMunmap } from '../../mm/mmap.ts';
 import { mincoreWalk } from '../../walkers/mincore.ts';
+import { oomReap } from '../../walkers/oom-reaper.ts';
 import { migrateFolio } from '../../walkers/rmap-walk.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
@@ -157,7 +158,23 @@ export const [RULE2_KERNEL, RULE2_BROKEN] = pair({
   properties: PROPERTIES.filter((p) => p !== 'lost-write'),
 });
 
+/** Rule 21: installers check for a reaped mm under the PTE lock. */
+export const [RULE21_KERNEL, RULE21_BROKEN] = pair({
+  id: 'rule21',
+  title: 'Rule 21 the OOM reaper vs a fault',
+  description:
+    "The OOM reaper frees A's anonymous memory under the mmap read lock while a write fault in A (VMA read lock) maps a new page.",
+  world: { shared: false, written: [0, 1] },
+  threads: [{ name: 'OOM reaper', run: (w) => oomReap(w.k, w.mms.p) }, write('fault A[100]', 100)],
+  bug: 'no-stable-check',
+  broken: ['quiescence'],
+  rules: [21],
+  properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+});
+
 export const RULE_CASES = [
+  RULE21_KERNEL,
+  RULE21_BROKEN,
   RULE1_KERNEL,
   RULE1_BROKEN,
   RULE2_KERNEL,
