@@ -103,11 +103,12 @@ function renderWhatif(r: WhatifResult): string {
   for (const k of keys) {
     const b = r.before.bySizeKb[k] ?? 0;
     const a = r.after.bySizeKb[k] ?? 0;
-    const pc = (x: number) =>
-      r.before.anonKb
-        ? ` ${((100 * x) / Math.max(1, r.after.anonKb)).toFixed(0).padStart(3)}%`
-        : '';
-    l.push(`${k.padEnd(12)}${formatKb(b).padStart(9)}${pc(b)}${formatKb(a).padStart(9)}${pc(a)}`);
+    // Shares of the anonymous memory of the same moment.
+    const pc = (x: number, of: number) =>
+      of > 0 ? ` ${((100 * x) / of).toFixed(0).padStart(3)}%` : '     ';
+    l.push(
+      `${k.padEnd(12)}${formatKb(b).padStart(9)}${pc(b, r.before.anonKb)}${formatKb(a).padStart(9)}${pc(a, r.after.anonKb)}`,
+    );
   }
   l.push(
     `${'Rss'.padEnd(12)}${formatKb(r.before.rssKb).padStart(14)}${formatKb(r.after.rssKb).padStart(14)}`,
