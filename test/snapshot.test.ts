@@ -20,7 +20,7 @@ import {
 } from '../src/snapshot/format.ts';
 import { renderThpmaps, thpmaps } from '../src/snapshot/thpmaps.ts';
 import { whatif } from '../src/snapshot/whatif.ts';
-import { oneLineError, thpsim } from './support/cli.ts';
+import { ROOT, oneLineError, thpsim } from './support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'thpsim-snap-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -257,6 +257,39 @@ describe('live processes', () => {
       /--pid: expected a process id/,
     );
   });
+
+  // As an unprivileged user (nobody) who can still run thpsim from this checkout.
+  const asNobody =
+    process.getuid?.() !== 0
+      ? 'not root'
+      : spawnSync('su', ['nobody', '-s', '/bin/sh', '-c', 'node bin/thpsim.js --version'], {
+            cwd: ROOT,
+          }).status !== 0
+        ? 'user nobody cannot run thpsim from this checkout'
+        : null;
+  if (asNobody) console.log(`skipping the permission test: ${asNobody}`);
+  it.skipIf(asNobody !== null)(
+    'without permission: one line naming the file and what to do',
+    () => {
+      const r = spawnSync(
+        'su',
+        [
+          'nobody',
+          '-s',
+          '/bin/sh',
+          '-c',
+          `node bin/thpsim.js snapshot --pid ${process.pid} -o /tmp/x.snap`,
+        ],
+        { cwd: ROOT, encoding: 'utf8' },
+      );
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^thpsim: permission denied reading /proc/${process.pid}/\\w+: run as root or as the process's user\\n$`,
+        ),
+      );
+    },
+  );
 
   const cc = spawnSync('cc', ['--version']).status === 0;
   const thp = existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
