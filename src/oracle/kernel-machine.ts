@@ -25,6 +25,12 @@ import { type HelperProc, type HelperSession, type Reply, sleepSync } from './he
 import { type OracleSide, type Region, orderOf, P_PRESENT, P_ZERO, sideCounters } from './pages.ts';
 import type { SysfsGuard } from './sysfs-guard.ts';
 
+/** The shortest real-time wait for khugepaged on the live kernel (see waitKhugepaged). */
+const MIN_KERNEL_WAIT_MS = 45_000;
+
+/** How often MADV_COLLAPSE is tried again after EAGAIN on the live kernel. */
+const COLLAPSE_EAGAIN_RETRIES = 3;
+
 /** Something the live kernel (or the helper) cannot do: the scenario is not comparable. */
 export class NotComparableError extends Error {
   constructor(message: string) {
@@ -251,7 +257,14 @@ export class KernelMachine extends Machine implements OracleSide {
     addr: number,
     len: number,
   ): { errno: 0 | string; pmds: Array<{ addr: number; result: string }> } {
-    const r = this.ask(mm, `madvise ${addr} ${len} ${MADV.collapse}`);
+    // EAGAIN is the kernel's "transient, try again" (a folio locked or off the LRU for a moment,
+    // which a busy machine makes likely); the model has no such transients, so try again a
+    // few times before comparing.
+    let r = this.ask(mm, `madvise ${addr} ${len} ${MADV.collapse}`);
+    for (let i = 0; i < COLLAPSE_EAGAIN_RETRIES && !r.ok && String(r.errno) === 'EAGAIN'; i++) {
+      sleepSync(50);
+      r = this.ask(mm, `madvise ${addr} ${len} ${MADV.collapse}`);
+    }
     // The kernel does not say why each PMD range did or did not collapse.
     return { errno: r.ok ? 0 : String(r.errno), pmds: [] };
   }
@@ -299,7 +312,11 @@ export class KernelMachine extends Machine implements OracleSide {
   }
 
   override waitKhugepaged(scans = 2, maxMs = 60_000, done?: () => boolean): number {
-    return this.running(() => this.waitScans(scans, maxMs, done));
+    // The kernel's khugepaged runs at nice 19: on a machine whose CPUs are busy (the test suite
+    // runs files in parallel) a scan the model finishes at once can take many seconds of real
+    // time. Waiting longer changes nothing for the comparison; giving up early would.
+    const wait = Math.max(maxMs, MIN_KERNEL_WAIT_MS);
+    return this.running(() => this.waitScans(scans, wait, done));
   }
 
   private waitScans(scans: number, maxMs: number, done?: () => boolean): number {
