@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseResult } from '../../src/report/input.ts';
 import { oneLineError, thpsim } from '../support/cli.ts';
 
 describe('thpsim check', () => {
@@ -46,6 +47,9 @@ describe('thpsim check', () => {
     expect(t.violation.step).toBeLessThan(t.steps.length);
     expect(t.steps.some((s: { op: string }) => s.op === 'flush')).toBe(true);
     expect(readdirSync(dir)).toEqual(['trace.json']);
+    // The viewer takes it as it is.
+    const parsed = parseResult(readFileSync(out, 'utf8'), true);
+    expect(parsed.kind).toBe('check');
   });
 
   it('lists the cases; bad input exits 2 with one line', () => {
