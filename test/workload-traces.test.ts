@@ -2,7 +2,7 @@
 // built here) and DAMON records (the real damo samples), streaming and fuzzed.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -17,9 +17,13 @@ import { parseJsonlTrace } from '../src/workload/jsonl.ts';
 import { type LackeyStats, parseLackey } from '../src/workload/lackey.ts';
 import { CHUNK_BYTES, InputError, fileLines, textLines } from '../src/workload/lines.ts';
 import { type ReplayOp, replay } from '../src/workload/replay.ts';
-import { oneLineError, thpsim } from './support/cli.ts';
+import { ROOT, oneLineError, thpsim } from './support/cli.ts';
 
-const DAMO = '/work/shared/data/damo';
+// shared/ lies beside the checkout (in CI: beside the fresh clone).
+const DAMO =
+  [join(ROOT, '..', 'shared', 'data', 'damo'), '/work/shared/data/damo'].find((d) =>
+    existsSync(join(d, 'perf.data.script')),
+  ) ?? join(ROOT, '..', 'shared', 'data', 'damo');
 const PERF = join(DAMO, 'perf.data.script');
 const JSONZ = join(DAMO, 'damon.data.json_compressed');
 const dir = mkdtempSync(join(tmpdir(), 'thpsim-traces-'));

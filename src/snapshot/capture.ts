@@ -15,6 +15,7 @@ import {
   P_TAIL,
   P_THP,
   P_ZERO,
+  type KernelVma,
   type SmapsFields,
   type Snapshot,
   type SnapshotVma,
@@ -120,7 +121,21 @@ export function captureLive(
   } catch {
     // comm is cosmetic
   }
-  const vmas = parseSmaps(smapsText).filter((v) => v.end <= USER_TOP);
+  const all = parseSmaps(smapsText);
+  const vmas = all.filter((v) => v.end <= USER_TOP);
+  const kernelVmas: KernelVma[] = [];
+  for (const line of smapsText.split('\n')) {
+    const h = SMAPS_HEADER.exec(line);
+    if (h && h[1].length > 12)
+      kernelVmas.push({
+        range: `${h[1]}-${h[2]}`,
+        perms: h[3],
+        offset: Number.parseInt(h[4], 16),
+        dev: h[5],
+        inode: Number(h[6]),
+        name: h[7].trim(),
+      });
+  }
   if (vmas.length === 0)
     throw new CaptureError(`process ${pid} has no mappings (a kernel thread, or it has exited)`);
   const pageSize = 4096;
@@ -213,6 +228,7 @@ export function captureLive(
       source: 'live',
       vmas,
       sysfs: liveSysfs(),
+      ...(kernelVmas.length ? { kernelVmas } : {}),
     },
     state,
     extra,

@@ -78,6 +78,20 @@ export interface SnapshotHeader {
   vmas: SnapshotVma[];
   /** The THP settings at capture time (relative sysfs paths), where they were readable. */
   sysfs?: Record<string, string>;
+  /**
+   * Mappings above the user address space (the vsyscall page), listed but not read: their
+   * addresses do not fit a double, so they are kept as the smaps text "start-end".
+   */
+  kernelVmas?: KernelVma[];
+}
+
+export interface KernelVma {
+  range: string;
+  perms: string;
+  offset: number;
+  dev: string;
+  inode: number;
+  name: string;
 }
 
 export interface Snapshot {
@@ -276,7 +290,23 @@ export function decodeSnapshot(buf: Uint8Array): Snapshot {
     (header.sysfs !== undefined &&
       (typeof header.sysfs !== 'object' ||
         header.sysfs === null ||
-        Object.values(header.sysfs).some((v) => typeof v !== 'string')))
+        Object.values(header.sysfs).some((v) => typeof v !== 'string'))) ||
+    (header.kernelVmas !== undefined &&
+      (!Array.isArray(header.kernelVmas) ||
+        !header.kernelVmas.every(
+          (k) =>
+            k !== null &&
+            typeof k === 'object' &&
+            typeof k.range === 'string' &&
+            /^[0-9a-f]{1,16}-[0-9a-f]{1,16}$/.test(k.range) &&
+            typeof k.perms === 'string' &&
+            /^[r-][w-][x-][ps]$/.test(k.perms) &&
+            Number.isSafeInteger(k.offset) &&
+            typeof k.dev === 'string' &&
+            /^[0-9a-f]+:[0-9a-f]+$/.test(k.dev) &&
+            Number.isSafeInteger(k.inode) &&
+            typeof k.name === 'string',
+        )))
   )
     throw new SnapshotError(headerAt, 'the header lacks a field or has a bad value');
   let total = 0;

@@ -10,6 +10,7 @@
 // whose virtual and physical offsets agree modulo SIZE and that hold no head but at their start.
 
 import {
+  type KernelVma,
   P_ANON,
   P_HEAD,
   P_PRESENT,
@@ -39,6 +40,8 @@ export interface ThpmapsVma {
 }
 
 export interface ThpmapsResult {
+  /** Per snapshot: mappings above the user address space, listed after its VMAs. */
+  kernelVmas: Array<{ pid: number; vma: KernelVma; after: number }>;
   /** False when the snapshot has no PFNs or page flags: only the PMD keys are known. */
   ordersKnown: boolean;
   vmas: ThpmapsVma[];
@@ -103,14 +106,18 @@ function vmaStats(
   });
   const acc = { anon: blank(), file: blank() };
   const kind = (j: number) => (st[j] & P_ANON ? 'anon' : 'file');
-  for (const [from, to0] of runs) {
+  runs.forEach(([from, to0], ri) => {
     let to = to0;
     const heads: number[] = [];
     for (let j = from; j < to; j++) if (st[j] & P_HEAD) heads.push(j);
     acc[kind(from)].partial += (heads.length ? heads[0] : to) - from;
     if (heads.length && ex[to - 1] & X_NEXT_TAIL) {
       const last = heads.pop()!;
-      acc[kind(to - 1)].partial += to - last;
+      // thpmaps takes the type of the THP page before the last head (in its list of the VMA's
+      // THP pages, wrapping to the last one): the same page in all but corner cases.
+      const before =
+        last > from ? last - 1 : ri > 0 ? runs[ri - 1][1] - 1 : runs[runs.length - 1][1] - 1;
+      acc[kind(before)].partial += to - last;
       to = last;
     }
     heads.forEach((hd, k) => {
@@ -121,7 +128,7 @@ function vmaStats(
       const which = vfn % size === 0 ? 'aligned' : 'unaligned';
       if (order <= pmdOrder) acc[kind(hd)][which][order] += size;
     });
-  }
+  });
   acc.anon.aligned[pmdOrder] = Math.max(0, acc.anon.aligned[pmdOrder] - anonPmd / pageKb);
   acc.file.aligned[pmdOrder] = Math.max(0, acc.file.aligned[pmdOrder] - filePmd / pageKb);
   const out = new Map<string, Stat>();
@@ -174,6 +181,7 @@ function vmaStats(
 
 export function thpmaps(snaps: Snapshot[], opts: ThpmapsOptions = {}): ThpmapsResult {
   const result: ThpmapsResult = {
+    kernelVmas: [],
     ordersKnown: true,
     vmas: [],
     rollup: new Map(),
@@ -185,7 +193,11 @@ export function thpmaps(snaps: Snapshot[], opts: ThpmapsOptions = {}): ThpmapsRe
     if (!ordersKnown) result.ordersKnown = false;
     for (const size of opts.cont ?? []) checkCont(size, s.header.pageSize, s.header.pmdSize);
     s.header.vmas.forEach((v, vi) => {
-      if (v.perms.slice(0, 3) === '---' || v.smaps.Rss === 0) return;
+      // Like thpmaps: every VMA is listed, statistics only for accessible ones with Rss.
+      if (v.perms.slice(0, 3) === '---' || v.smaps.Rss === 0) {
+        result.vmas.push({ pid: s.header.pid, vma: v, stats: new Map() });
+        return;
+      }
       const stats = vmaStats(s, vi, opts, ordersKnown);
       result.vmas.push({ pid: s.header.pid, vma: v, stats });
       result.totAnon += v.smaps.Anonymous;
@@ -196,6 +208,8 @@ export function thpmaps(snaps: Snapshot[], opts: ThpmapsOptions = {}): ThpmapsRe
         else result.rollup.set(k, { ...st });
       }
     });
+    for (const k of s.header.kernelVmas ?? [])
+      result.kernelVmas.push({ pid: s.header.pid, vma: k, after: result.vmas.length });
   }
   return result;
 }
@@ -235,13 +249,26 @@ export function renderThpmaps(r: ThpmapsResult, opts: ThpmapsOptions = {}): stri
   if (opts.rollup) {
     out.push(...statsText(r.rollup, r.totAnon, r.totFile, opts.incEmpty === true));
   } else {
-    out.push(
-      `${'PID'.padStart(10)}  ${'START'.padStart(16)}-${'END'.padStart(16)} PROT ${'OFFSET'.padStart(8)} DEV   ${'INODE'.padStart(8)} OBJECT`,
-    );
-    for (const v of r.vmas) {
+    out.push('       PID             START              END PROT   OFFSET   DEV    INODE OBJECT');
+    const kernelAt = (i: number) => {
+      for (const k of r.kernelVmas) {
+        if (k.after !== i) continue;
+        const [lo, hi] = k.vma.range.split('-');
+        const [maj, min] = k.vma.dev.split(':');
+        const name = /\s/.test(k.vma.name) ? '' : k.vma.name;
+        out.push(
+          `${String(k.pid).padStart(10, '0')}: ${lo.padStart(16, '0')}-${hi.padStart(16, '0')} ${k.vma.perms} ${hex(k.vma.offset, 8)} ${maj.padStart(2, '0')}:${min.padStart(2, '0')} ${String(k.vma.inode).padStart(8, '0')} ${name}`,
+        );
+      }
+    };
+    r.vmas.forEach((v, i) => {
+      kernelAt(i);
       const [maj, min] = v.vma.dev.split(':');
+      // thpmaps shows a name only when the smaps line has six fields (no spaces in it), and
+      // prints the inode's decimal digits as they are (it parses them as hex and prints hex).
+      const name = /\s/.test(v.vma.name) ? '' : v.vma.name;
       out.push(
-        `${String(v.pid).padStart(10, '0')}: ${hex(v.vma.start, 16)}-${hex(v.vma.end, 16)} ${v.vma.perms} ${hex(v.vma.offset, 8)} ${maj.padStart(2, '0')}:${min.padStart(2, '0')} ${hex(v.vma.inode, 8)} ${v.vma.name}`,
+        `${String(v.pid).padStart(10, '0')}: ${hex(v.vma.start, 16)}-${hex(v.vma.end, 16)} ${v.vma.perms} ${hex(v.vma.offset, 8)} ${maj.padStart(2, '0')}:${min.padStart(2, '0')} ${String(v.vma.inode).padStart(8, '0')} ${name}`,
       );
       out.push(
         ...statsText(
@@ -251,8 +278,8 @@ export function renderThpmaps(r: ThpmapsResult, opts: ThpmapsOptions = {}): stri
           opts.incEmpty === true,
         ),
       );
-      out.push('');
-    }
+    });
+    kernelAt(r.vmas.length);
   }
   if (!r.ordersKnown)
     out.push(
