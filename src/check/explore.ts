@@ -354,15 +354,7 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
   let found: { ex: Execution; bound: number } | null = null;
 
   if (o.replay) {
-    const nodes = o.replay.map((chosen): Node => ({
-      chosen,
-      enabled: [],
-      events: [],
-      sleep: new Set(),
-      done: new Set(),
-      preemptionsBefore: 0,
-      prev: -1,
-    }));
+    const nodes = replayNodes(o.replay);
     const ex = r.run(nodes, Infinity, () => null, true);
     executions = 1;
     if (ex.violation) found = { ex, bound: countSwitches(ex.schedule) };
@@ -435,15 +427,7 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
   let counterexample: Counterexample | undefined;
   if (found) {
     // Replay the schedule with tracing on.
-    const nodes = found.ex.schedule.map((chosen): Node => ({
-      chosen,
-      enabled: [],
-      events: [],
-      sleep: new Set(),
-      done: new Set(),
-      preemptionsBefore: 0,
-      prev: -1,
-    }));
+    const nodes = replayNodes(found.ex.schedule);
     const ex =
       o.replay && found.ex.trace.length ? found.ex : r.run(nodes, Infinity, () => null, true);
     const v = ex.violation ?? found.ex.violation!;
@@ -470,6 +454,19 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
     naiveLog10: naiveLog10(c),
     ...(counterexample ? { counterexample } : {}),
   };
+}
+
+/** Path nodes that only say which thread goes at each step: a schedule to replay. */
+function replayNodes(schedule: readonly number[]): Node[] {
+  return schedule.map((chosen) => ({
+    chosen,
+    enabled: [],
+    events: [],
+    sleep: new Set(),
+    done: new Set(),
+    preemptionsBefore: 0,
+    prev: -1,
+  }));
 }
 
 /** Context switches of a schedule (random and replayed schedules have no search bound). */

@@ -17,4 +17,5 @@ for (const mod of [collapseAnon, fault, madvise, pagewalk, vmaOps, mmap, zap, gu
 
 export { explore, type CheckCase, type CheckReport, type ExploreOptions } from './explore.ts';
 export { PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
-export { checkTrace, formatTrace, type CheckTrace } from './trace.ts';
+export { checkTrace, formatTrace } from './trace.ts';
+export type { CheckTrace } from '../report/model.ts';

@@ -25,18 +25,11 @@ import {
   evId,
   evOp,
 } from '../mm/step.ts';
+import type { CheckStep, CheckTrace } from '../report/model.ts';
 import { describeEntry } from './properties.ts';
 
-export interface TraceStep {
-  index: number;
-  thread: number;
-  fn: string;
-  op: 'acquire' | 'release' | 'trylock' | 'downgrade' | 'read' | 'write' | 'flush' | 'ipi';
-  object: string;
-  locksHeld: string[];
-  entry?: { kind: 'pgd' | 'pud' | 'pmd' | 'pte'; addr: number; before: string; after: string };
-  note?: string;
-}
+/** One step of a counterexample: the viewer's CheckStep (src/report/model.ts holds the format). */
+export type TraceStep = CheckStep;
 
 const ENTRY_KIND: Record<number, 'pgd' | 'pud' | 'pmd' | 'pte'> = {
   [S_PGD_ENTRY]: 'pgd',
@@ -110,18 +103,7 @@ export function finishStep(k: Kernel, s: TraceStep, e: number, locks: LockTable)
   if (s.entry) s.entry.after = entryValue(k, evClass(e), evId(e));
 }
 
-/** The JSON form the viewer reads. */
-export interface CheckTrace {
-  format: 'thpsim-check-trace';
-  version: 1;
-  case: string;
-  property: string;
-  message: string;
-  threads: Array<{ id: number; name: string }>;
-  steps: TraceStep[];
-  violation: { step: number; property: string; message: string };
-}
-
+/** The JSON form the viewer reads (CheckTrace, defined with the viewer's other inputs). */
 export function checkTrace(
   caseId: string,
   threads: string[],

@@ -6,9 +6,12 @@ import { collapseHugePage } from '../../khugepaged/collapse-anon.ts';
 import type { CollapsePolicy } from '../../khugepaged/mthp/thresholds.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { Step } from '../../mm/step.ts';
+import { doMadvise } from '../../mm/madvise.ts';
 import { Machine } from '../../sim/machine.ts';
+import { migrateFolio } from '../../walkers/rmap-walk.ts';
+import type { ThreadSpec } from '../explore.ts';
 import { translate } from '../properties.ts';
-import { type CheckWorld, newWorld } from '../world.ts';
+import { type CheckWorld, newWorld, tlbUserWrite } from '../world.ts';
 
 export const PAGE = 4096;
 const MiB = 1 << 20;
@@ -73,3 +76,23 @@ export function* khugepagedCollapse(w: CheckWorld, at: number, order: number): S
   const cc = newCollapseControl(true);
   return yield collapseHugePage(w.k, w.mms.p, vpnBase(w) + at, order, 1 << order, 0, cc);
 }
+
+/** A write to an unpopulated page of B: the fault runs under B's VMA lock only. */
+export const FAULT_B: ThreadSpec = {
+  name: 'fault in B',
+  vma: 'B',
+  run: (w, cpu) => tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 300),
+};
+
+/** Migration of B's first page: two rmap walks under B's anon_vma, no mmap or VMA lock. */
+export const MIGRATE_B: ThreadSpec = {
+  name: "migrate B's folio",
+  run: (w) => migrateFolio(w.k, w.pfns.page256),
+};
+
+/** MADV_DONTNEED of B's written pages (B's own lock only); the faulting page stays out of it. */
+export const DONTNEED_B: ThreadSpec = {
+  name: 'MADV_DONTNEED on B',
+  vma: 'B',
+  run: (w) => doMadvise(w.k, w.mms.p, vpnBase(w) + 256, vpnBase(w) + 288, 'dontneed'),
+};

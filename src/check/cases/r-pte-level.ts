@@ -3,12 +3,10 @@
 // R1, plus GUP-fast and the hardware walker on the collapsing VMA A itself.
 
 import type { KernelBug } from '../../mm/kernel.ts';
-import { doMadvise } from '../../mm/madvise.ts';
-import { migrateFolio } from '../../walkers/rmap-walk.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { gupWrite } from '../gup-user.ts';
 import { tlbUserWrite } from '../world.ts';
-import { khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
+import { DONTNEED_B, FAULT_B, MIGRATE_B, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 
 const WRITTEN = [...Array.from({ length: 16 }, (_, i) => i), 256, 257];
 
@@ -16,20 +14,6 @@ const collapseA: ThreadSpec = {
   name: 'khugepaged collapse A[0..16) order 4 (pte-level)',
   vma: 'A',
   run: (w) => khugepagedCollapse(w, 0, 4),
-};
-const faultB: ThreadSpec = {
-  name: 'fault in B',
-  vma: 'B',
-  run: (w, cpu) => tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 300),
-};
-const migrateB: ThreadSpec = {
-  name: "migrate B's folio",
-  run: (w) => migrateFolio(w.k, w.pfns.page256),
-};
-const dontneedB: ThreadSpec = {
-  name: 'MADV_DONTNEED on B',
-  vma: 'B',
-  run: (w) => doMadvise(w.k, w.mms.p, vpnBase(w) + 256, vpnBase(w) + 288, 'dontneed'),
 };
 /** Two writes to page 5 of A: the first caches the translation, the second may use it. */
 const userA: ThreadSpec = {
@@ -70,14 +54,14 @@ function pteLevel(
 export const PTE_LEVEL_B = pteLevel(
   'pte-level-B',
   'the walkers of the neighbouring VMA B',
-  [collapseA, faultB, migrateB],
+  [collapseA, FAULT_B, MIGRATE_B],
   [],
   'verified',
 );
 export const PTE_LEVEL_DONTNEED = pteLevel(
   'pte-level-dontneed',
   'MADV_DONTNEED on B (with empty-table reclaim)',
-  [collapseA, dontneedB],
+  [collapseA, DONTNEED_B],
   [],
   'verified',
 );

@@ -5,11 +5,9 @@
 // lock before the table was back; each bug switch alone gives its own counterexample, and the
 // merged v19 design is free of both.
 
-import { doMadvise } from '../../mm/madvise.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { migrateFolio } from '../../walkers/rmap-walk.ts';
-import { tlbUserWrite } from '../world.ts';
-import { khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
+import { DONTNEED_B, FAULT_B, MIGRATE_B, khugepagedCollapse, pmdWorld } from './common.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { PropertyName } from '../properties.ts';
 
@@ -20,25 +18,6 @@ const collapseA: ThreadSpec = {
   name: 'khugepaged collapse A[0..16) order 4',
   vma: 'A',
   run: (w) => khugepagedCollapse(w, 0, 4),
-};
-
-/** A write to an unpopulated page of B: the fault runs under B's VMA lock only. */
-const faultB: ThreadSpec = {
-  name: 'fault in B',
-  vma: 'B',
-  run: (w, cpu) => tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 300),
-};
-
-const migrateB: ThreadSpec = {
-  name: "migrate B's folio",
-  run: (w) => migrateFolio(w.k, w.pfns.page256),
-};
-
-/** MADV_DONTNEED of B's written pages (B's own lock only); the faulting page stays out of it. */
-const dontneedB: ThreadSpec = {
-  name: 'MADV_DONTNEED on B',
-  vma: 'B',
-  run: (w) => doMadvise(w.k, w.mms.p, vpnBase(w) + 256, vpnBase(w) + 288, 'dontneed'),
 };
 
 interface R1Variant {
@@ -76,14 +55,14 @@ const V5: KernelBug[] = ['no-full-pmd-check', 'early-anon-vma-unlock'];
 export const R1_V5 = r1({
   id: 'R1-v5',
   bugs: V5,
-  threads: [collapseA, faultB],
+  threads: [collapseA, FAULT_B],
   expect: ['cross-vma'],
 });
 /** ... a fault in B sees the transient pmd_none (and fills it with a table of its own) ... */
 export const R1_V5_FAULT = r1({
   id: 'R1-v5-fault',
   bugs: V5,
-  threads: [collapseA, faultB],
+  threads: [collapseA, FAULT_B],
   properties: ['transient-none'],
   expect: ['transient-none'],
 });
@@ -91,7 +70,7 @@ export const R1_V5_FAULT = r1({
 export const R1_V5_LOST = r1({
   id: 'R1-v5-lost-table',
   bugs: V5,
-  threads: [collapseA, faultB],
+  threads: [collapseA, FAULT_B],
   properties: ['lost-write', 'table-lifetime', 'quiescence', 'crash'],
   expect: ['lost-write', 'table-lifetime', 'quiescence', 'crash'],
 });
@@ -99,7 +78,7 @@ export const R1_V5_LOST = r1({
 export const R1_NO_FULL_PMD_CHECK_RMAP = r1({
   id: 'R1-no-full-pmd-check-rmap',
   bugs: ['no-full-pmd-check'],
-  threads: [collapseA, migrateB],
+  threads: [collapseA, MIGRATE_B],
   properties: ['transient-none', 'quiescence', 'lost-write'],
   expect: ['transient-none', 'quiescence', 'lost-write'],
 });
@@ -107,7 +86,7 @@ export const R1_NO_FULL_PMD_CHECK_RMAP = r1({
 export const R1_NO_FULL_PMD_CHECK_DONTNEED = r1({
   id: 'R1-no-full-pmd-check-dontneed',
   bugs: ['no-full-pmd-check'],
-  threads: [collapseA, dontneedB],
+  threads: [collapseA, DONTNEED_B],
   properties: ['transient-none'],
   expect: ['transient-none'],
 });
@@ -115,7 +94,7 @@ export const R1_NO_FULL_PMD_CHECK_DONTNEED = r1({
 export const R1_V19 = r1({
   id: 'R1-v19',
   bugs: [],
-  threads: [collapseA, faultB, migrateB, dontneedB],
+  threads: [collapseA, FAULT_B, MIGRATE_B, DONTNEED_B],
   expect: 'verified',
 });
 
