@@ -240,6 +240,12 @@ describe('what-if', () => {
     expect(oneLineError(thpsim(['thpmaps', '--snapshot', join(dir, 'none.snap')]))).toMatch(
       /none\.snap: no such file/,
     );
+    expect(oneLineError(thpsim(['thpmaps', '--cgroup', join(dir, 'nocg')]))).toMatch(
+      /--cgroup: cannot read .*nocg\/cgroup\.procs/,
+    );
+    expect(oneLineError(thpsim(['thpmaps', '--cgroup', dir, '--pid', '1']))).toMatch(
+      /--pid and --cgroup exclude each other/,
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 // thpsim snapshot, thpmaps and whatif (src/snapshot/).
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import { PROFILE_NAMES, type ProfileName } from '../mm/profile.ts';
@@ -65,6 +66,35 @@ function simulated(arg: string, proc: string | undefined): Snapshot {
       `${arg}: no live process ${proc === undefined ? 'at the end' : `"${proc}"`} (processes: ${mms.map((x) => x.name).join(', ') || 'none'})`,
     );
   return captureModel(session.machine, mm);
+}
+
+/** Every process in /proc, by pid. */
+function allPids(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => pid !== process.pid)
+    .sort((a, b) => a - b);
+}
+
+/** The pids in cgroup.procs of a cgroup directory and of every cgroup below it. */
+function cgroupPids(dir: string): number[] {
+  const pids = new Set<number>();
+  const walk = (d: string) => {
+    let text: string;
+    try {
+      text = readFileSync(join(d, 'cgroup.procs'), 'utf8');
+    } catch (e) {
+      throw new CliError(
+        `--cgroup: cannot read ${join(d, 'cgroup.procs')}: ${(e as Error).message}`,
+      );
+    }
+    for (const l of text.split('\n')) if (/^\d+$/.test(l.trim())) pids.add(Number(l.trim()));
+    for (const ent of readdirSync(d, { withFileTypes: true }))
+      if (ent.isDirectory()) walk(join(d, ent.name));
+  };
+  walk(dir);
+  return [...pids].sort((a, b) => a - b);
 }
 
 function sizes(list: readonly string[] = []): number[] {
@@ -197,6 +227,10 @@ export function registerSnapshotCommands(
       'run a scenario (file, example or workload:NAME) and report one of its processes',
     )
     .option('--proc <name>', 'with --scenario: the process (default: the first)')
+    .option(
+      '--cgroup <path>',
+      'every process in this cgroup and the cgroups below it (cgroup.procs; v1 or v2)',
+    )
     .option('--rollup', 'sum over all VMAs and processes, one block')
     .option(
       '--cont <size>',
@@ -211,16 +245,28 @@ export function registerSnapshotCommands(
         snapshot?: string[];
         scenario?: string;
         proc?: string;
+        cgroup?: string;
         rollup?: boolean;
         cont?: string[];
         incEmpty?: boolean;
         json?: boolean;
       }) => {
+        if (opts.cgroup !== undefined && opts.pid !== undefined)
+          throw new CliError('thpmaps: --pid and --cgroup exclude each other');
         const snaps: Snapshot[] = [];
         for (const pid of opts.pid ?? []) snaps.push(live(pid));
         for (const f of opts.snapshot ?? []) snaps.push(readSnapshot(f));
         if (opts.scenario) snaps.push(simulated(opts.scenario, opts.proc));
-        if (!snaps.length) throw new CliError('thpmaps: give --pid, --snapshot or --scenario');
+        // As thpmaps does without --pid: the cgroup's processes, or every process; ones that
+        // vanish or cannot be read are left out.
+        if (opts.cgroup !== undefined || (!opts.pid && !opts.snapshot && !opts.scenario))
+          for (const pid of opts.cgroup !== undefined ? cgroupPids(opts.cgroup) : allPids()) {
+            try {
+              snaps.push(captureLive(pid));
+            } catch (e) {
+              if (!(e instanceof CaptureError)) throw e;
+            }
+          }
         const o = { rollup: opts.rollup, cont: sizes(opts.cont), incEmpty: opts.incEmpty };
         let r;
         try {
