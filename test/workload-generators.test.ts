@@ -226,6 +226,9 @@ describe('CLI', () => {
     expect(t.stdout).toMatch(/policy v19: OOM \(first at timeline\[1\] write stress\/buf\)/);
     const run = thpsim(['run', 'workload:stride:max_ptes_none=470', '--json']);
     expect(JSON.parse(run.stdout).reports[0].memcg[0].events.oom_kill).toBe(0);
+    expect(thpsim(['run', 'workload:stride']).stdout).toContain(
+      'memcg stress\n  memory.current 20480 kB, memory.max 20480 kB, memory.peak 20480 kB; memory.events max 2, oom 1, oom_kill 1\n',
+    );
     const emit = thpsim(['workload', 'sparse-heap', '--emit']);
     expect(emit.stdout).toMatch(/^version: 1\nname: sparse-heap/);
     const list = thpsim(['workload', '--json']);

@@ -227,6 +227,11 @@ export function renderReport(r: Report, cfg: RunConfig, c: Colors): string {
   for (const p of r.processes) out.push(processTable(p, cfg, c));
   out.push(orderTable(r.orders, c));
   out.push(`${c.bold('meminfo')}\n${meminfoLines(r)}`);
+  // Memory cgroups (processes with memory_max, src/mm/memcg.ts).
+  for (const g of r.memcg ?? [])
+    out.push(
+      `${c.bold(`memcg ${g.name}`)}\n  memory.current ${g.current} kB, memory.max ${g.max === null ? 'max' : `${g.max} kB`}, memory.peak ${g.peak} kB; memory.events max ${g.events.max}, oom ${g.events.oom}, oom_kill ${g.events.oom_kill}`,
+    );
   out.push(`${c.bold('vmstat (nonzero thp_*)')}\n${vmstatLines(r)}`);
   out.push(
     `${c.bold('khugepaged')}\n  pages_collapsed ${r.khugepaged.pages_collapsed}, full_scans ${r.khugepaged.full_scans}`,
