@@ -297,6 +297,37 @@ describe('live processes', () => {
     },
   );
 
+  it.skipIf(asNobody !== null)(
+    'without root: a snapshot of an own process has no PFNs, and thpmaps says the orders are unknown',
+    () => {
+      const out = join(tmpdir(), `thpsim-nobody-${process.pid}.snap`);
+      const r = spawnSync(
+        'su',
+        [
+          'nobody',
+          '-s',
+          '/bin/sh',
+          '-c',
+          `sleep 30 & node bin/thpsim.js snapshot --pid $! -o ${out}; s=$?; kill $!; exit $s`,
+        ],
+        { cwd: ROOT, encoding: 'utf8' },
+      );
+      try {
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/folio orders unknown \(not root\)/);
+        const snap = decodeSnapshot(readFileSync(out));
+        expect(snap.header).toMatchObject({ pfns: false, kpageflags: false, source: 'live' });
+        expect(snap.state.some((st) => st.some((b) => b & P_PRESENT))).toBe(true);
+        const t = thpsim(['thpmaps', '--snapshot', out]);
+        expect(t.stdout).toMatch(/# folio orders unknown: the snapshot has no PFNs/);
+        const w = JSON.parse(thpsim(['whatif', '--snapshot', out, '--ms', '100', '--json']).stdout);
+        expect(w.snapshot.ordersKnown).toBe(false);
+      } finally {
+        rmSync(out, { force: true });
+      }
+    },
+  );
+
   const cc = spawnSync('cc', ['--version']).status === 0;
   const thp = existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
   const why = !cc ? 'no C compiler' : !thp ? 'no transparent hugepage support' : null;

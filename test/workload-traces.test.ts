@@ -237,6 +237,18 @@ describe('DAMON records (the real damo samples)', () => {
     }
   });
 
+  it('a replay is deterministic', () => {
+    const run = () =>
+      JSON.stringify(
+        replay(() => damonOps(parseDamonJson(JSONZ), { maxSnapshots: 15 }), {
+          source: 'j',
+          format: 'damon-json',
+          sysfs: [['enabled', 'always']],
+        }),
+      );
+    expect(run()).toBe(run());
+  });
+
   it('a snapshot cut short is rejected with the line of its start', () => {
     const text = readFileSync(PERF, 'utf8').split('\n').slice(0, 5).join('\n');
     expect(() => [...parseDamonPerfScript(textLines(text, 'cut'))]).toThrow(
