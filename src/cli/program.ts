@@ -187,7 +187,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .action((opts: { json?: boolean }) => examplesCommand(io, opts));
 
   addOracleCommand(program, io, setExit);
-  registerWorkloadCommands(program, io, setExit);
+  registerWorkloadCommands(program, io);
 
   return program;
 }

@@ -159,12 +159,7 @@ function renderWhatif(r: WhatifResult): string {
   return l.join('\n') + '\n';
 }
 
-export function registerSnapshotCommands(
-  program: Command,
-  io: Io,
-  setExit: (c: number) => void,
-): void {
-  void setExit;
+export function registerSnapshotCommands(program: Command, io: Io): void {
   program
     .command('snapshot')
     .description(

@@ -124,11 +124,7 @@ function workloadCommand(io: Io, name: string | undefined, opts: WorkloadOpts): 
   io.out(opts.json ? json(result) : renderOutcomes(name, outs, pageKb));
 }
 
-export function registerWorkloadCommands(
-  program: Command,
-  io: Io,
-  setExit: (c: number) => void,
-): void {
+export function registerWorkloadCommands(program: Command, io: Io): void {
   program
     .command('workload')
     .description(
@@ -147,5 +143,5 @@ export function registerWorkloadCommands(
     )
     .action((name: string | undefined, opts: WorkloadOpts) => workloadCommand(io, name, opts));
   registerReplay(program, io);
-  registerSnapshotCommands(program, io, setExit);
+  registerSnapshotCommands(program, io);
 }

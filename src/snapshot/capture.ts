@@ -342,7 +342,7 @@ export function captureModel(machine: Machine, mm: Mm, pid = mm.id): Snapshot {
     const st = new Uint8Array(n);
     const ex = new Uint8Array(n);
     const pf = new Float64Array(n).fill(-1);
-    const page = (vpn: number, pfn: number, bits: number) => {
+    const page = (vpn: number, pfn: number) => {
       const i = vpn - vma.start;
       if (i < 0 || i >= n) return;
       const head = f.headOf(pfn);
@@ -360,15 +360,14 @@ export function captureModel(machine: Machine, mm: Mm, pid = mm.id): Snapshot {
       st[i] = s;
       ex[i] = (vma.file !== 0 ? X_FILE : 0) | (isTail(pfn + 1) ? X_NEXT_TAIL : 0);
       pf[i] = pfn;
-      void bits;
     };
     walkRange(k, mm, vma.start, vma.end, {
-      pmd: (base, _t, _i, bits, head) => {
-        for (let j = 0; j < k.geo.ptrsPerPte; j++) page(base + j, head + j, bits);
+      pmd: (base, _t, _i, _bits, head) => {
+        for (let j = 0; j < k.geo.ptrsPerPte; j++) page(base + j, head + j);
       },
       pte: (vpn, _t, _i, bits, val) => {
         const type = bits & E_TYPE_MASK;
-        if (type === E_PRESENT) page(vpn, val, bits);
+        if (type === E_PRESENT) page(vpn, val);
         else if (type === E_SWAP) st[vpn - vma.start] = P_SWAPPED;
       },
     });
@@ -380,7 +379,6 @@ export function captureModel(machine: Machine, mm: Mm, pid = mm.id): Snapshot {
       FilePmdMapped: sm.FilePmdMapped,
       Swap: sm.Swap,
     };
-    const w = vma.flags;
     const r = sm.flags.includes('rd');
     vmas.push({
       start: vma.start * ps,
@@ -393,7 +391,6 @@ export function captureModel(machine: Machine, mm: Mm, pid = mm.id): Snapshot {
       vmFlags: sm.flags.split(' ').filter(Boolean),
       smaps: fields,
     });
-    void w;
     state.push(st);
     extra.push(ex);
     pfnArr.push(pf);
