@@ -75,6 +75,7 @@ describe('JSON Lines trace', () => {
     bad('{"op":"mmap","proc":"a","vma":"g","size":"2 megs"}', /t\.jsonl:2: size: expected a size/);
     bad('{"op":"sleep","ms":1,"extra":1}', /t\.jsonl:2: .*extra/);
     bad('not json', /t\.jsonl:2: not JSON/);
+    bad('{"op":"sleep","ms":90000000}', /t\.jsonl:2: ms: /);
     bad('{"format":"thpsim-trace","version":1}', /t\.jsonl:2: the header must be the first line/);
     bad('{"op":"write","proc":"a","vma":"h","offset":8192}', /outside vma "h"/);
   });
@@ -247,6 +248,15 @@ describe('DAMON records (the real damo samples)', () => {
         }),
       );
     expect(run()).toBe(run());
+  });
+
+  it('a time stamp that jumps by more than a day is rejected', () => {
+    const line = (t: string) =>
+      `kdamond.0  4452 [000] ${t}: damon:damon_aggregated: target_id=1 nr_regions=1 4096-8192: 3`;
+    const text = [line('100.5'), line('100.6'), line('90100.7')].join('\n');
+    expect(() => [...damonOps(parseDamonPerfScript(textLines(text, 'jump')))]).toThrow(
+      /^jump:3: snapshot time jumps by 90000 s \(more than a day\): corrupted\?$/,
+    );
   });
 
   it('a snapshot cut short is rejected with the line of its start', () => {

@@ -38,6 +38,9 @@ export interface DamonRegion {
 }
 
 export interface DamonSnapshot {
+  /** Where it came from (the file) and its first line (0 for json_compressed). */
+  source: string;
+  line: number;
   target: string;
   /** Seconds. */
   time: number;
@@ -45,6 +48,8 @@ export interface DamonSnapshot {
 }
 
 const USER_TOP = 2 ** 47;
+/** Snapshots further apart than this (a day) mean a corrupted time stamp. */
+const MAX_GAP_S = 86_400;
 export const MAX_JSON_BYTES = 256 * 1024 * 1024;
 
 const PERF_LINE =
@@ -75,7 +80,11 @@ export function* parseDamonPerfScript(src: LineSource): Generator<DamonSnapshot>
       throw new InputError(src.name, lineNo, `bad nr_regions ${nr}`);
     let cur = open.get(target);
     if (!cur) {
-      cur = { snap: { target, time: Number(time), regions: [] }, want, line: lineNo };
+      cur = {
+        snap: { source: src.name, line: lineNo, target, time: Number(time), regions: [] },
+        want,
+        line: lineNo,
+      };
       open.set(target, cur);
     } else if (cur.want !== want)
       throw new InputError(
@@ -168,6 +177,8 @@ export function parseDamonJson(path: string, bytes?: Buffer): DamonSnapshot[] {
         return { start, end, nrAccesses: num(acc, `${where} nr_accesses`, path) };
       });
       out.push({
+        source: path,
+        line: 0,
         target,
         time: num(s.end_time ?? s.start_time ?? 0, `record ${ri} snapshot ${si} time`, path) / 1e9,
         regions,
@@ -198,6 +209,12 @@ export function* damonOps(
     if (opts.maxSnapshots !== undefined && p.n >= opts.maxSnapshots) continue;
     p.n++;
     stats.snapshots++;
+    if (last !== null && s.time - last > MAX_GAP_S)
+      throw new InputError(
+        s.source,
+        s.line,
+        `snapshot time jumps by ${Math.round(s.time - last)} s (more than a day): corrupted?`,
+      );
     if (last !== null && s.time > last)
       yield { op: 'sleep', ms: Math.round((s.time - last) * 1000) };
     if (last === null || s.time > last) last = s.time;

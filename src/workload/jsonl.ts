@@ -32,6 +32,8 @@ const size = z.union([z.number(), z.string()]).transform((v, ctx): number => {
   }
 });
 const name = z.string().min(1).max(200);
+/** The longest sleep one event may ask for (a day). */
+export const MAX_SLEEP_MS = 86_400_000;
 const range = { offset: size.optional(), length: size.optional() };
 
 const Event = z.discriminatedUnion('op', [
@@ -67,7 +69,8 @@ const Event = z.discriminatedUnion('op', [
   }),
   z.strictObject({ op: z.literal('fork'), proc: name, child: name }),
   z.strictObject({ op: z.literal('exit'), proc: name }),
-  z.strictObject({ op: z.literal('sleep'), ms: z.number().nonnegative().max(1e12) }),
+  // At most a day of simulated time per event: khugepaged runs through all of it.
+  z.strictObject({ op: z.literal('sleep'), ms: z.number().nonnegative().max(MAX_SLEEP_MS) }),
 ]);
 
 const Header = z.strictObject({
