@@ -8,11 +8,36 @@ import * as vmaOps from '../mm/vma-ops.ts';
 import * as mmap from '../mm/mmap.ts';
 import * as zap from '../mm/zap.ts';
 import * as gup from '../walkers/gup-fast.ts';
+import * as gupSlow from '../walkers/gup-slow.ts';
+import * as guard from '../walkers/guard.ts';
+import * as mincore from '../walkers/mincore.ts';
+import * as numa from '../walkers/numa-hinting.ts';
+import * as oom from '../walkers/oom-reaper.ts';
+import * as uffd from '../walkers/uffd.ts';
+import * as collapseFile from '../khugepaged/collapse-file.ts';
 import * as rmapWalk from '../walkers/rmap-walk.ts';
 import * as world from './world.ts';
 import { registerSteps } from './names.ts';
 
-for (const mod of [collapseAnon, fault, madvise, pagewalk, vmaOps, mmap, zap, gup, rmapWalk, world])
+for (const mod of [
+  collapseAnon,
+  collapseFile,
+  fault,
+  madvise,
+  pagewalk,
+  vmaOps,
+  mmap,
+  zap,
+  gup,
+  gupSlow,
+  guard,
+  mincore,
+  numa,
+  oom,
+  uffd,
+  rmapWalk,
+  world,
+])
   registerSteps(mod as Record<string, unknown>);
 
 export { explore, type CheckCase, type CheckReport, type ExploreOptions } from './explore.ts';

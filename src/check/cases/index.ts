@@ -9,6 +9,7 @@ import { R12_CASES } from './r12.ts';
 import { R19_CASES } from './r19.ts';
 import { RETRACT_CASES } from './retract.ts';
 import { RULE_CASES } from './rules.ts';
+import { WALKER_CASES } from './walkers.ts';
 import { PTE_LEVEL_CASES } from './r-pte-level.ts';
 
 export const CASES: readonly CheckCase[] = [
@@ -21,6 +22,7 @@ export const CASES: readonly CheckCase[] = [
   ...R19_CASES,
   ...RETRACT_CASES,
   ...RULE_CASES,
+  ...WALKER_CASES,
 ];
 
 export function caseById(id: string): CheckCase | undefined {
