@@ -189,12 +189,27 @@ class Eligibility {
   }
 }
 
-/** What every walk tracks of the results it was given. */
+/** What every walk tracks of the results it was given, and its reuse across PMD ranges. */
 abstract class Tally {
+  protected readonly ok: Eligibility;
   collapsed = 0;
   allocFailed = false;
   last: ScanResult = 'SCAN_FAIL';
   hard: ScanResult | null = null;
+
+  constructor(w: WalkInput) {
+    this.ok = new Eligibility(w);
+  }
+
+  /** Start over on a new PMD range (walks are reused: no allocation per range). */
+  reset(w: WalkInput): this {
+    this.ok.reset(w);
+    this.start(w);
+    return this;
+  }
+
+  /** Set up for a PMD range whose eligibility rule is in place. */
+  protected abstract start(w: WalkInput): void;
 
   protected resetTally(): void {
     this.collapsed = 0;
@@ -234,26 +249,17 @@ abstract class Tally {
 export class ForwardWalk extends Tally implements OrderWalk {
   offset = 0;
   order = 0;
-  private readonly ok: Eligibility;
   private started = false;
   private pendingAdvance = false;
   private nr = 0;
   private pmdOrder = 0;
 
   constructor(w: WalkInput) {
-    super();
-    this.ok = new Eligibility(w);
+    super(w);
     this.start(w);
   }
 
-  /** Start over on a new PMD range (walks are reused: no allocation per range). */
-  reset(w: WalkInput): this {
-    this.ok.reset(w);
-    this.start(w);
-    return this;
-  }
-
-  private start(w: WalkInput): void {
+  protected start(w: WalkInput): void {
     this.resetTally();
     this.nr = w.nr;
     this.pmdOrder = w.pmdOrder;
@@ -295,23 +301,14 @@ export class StackWalk extends Tally implements OrderWalk {
   order = 0;
   /** Pending regions as offset * 32 + order (MTHP_STACK_SIZE entries at most). */
   private readonly stack: number[] = [];
-  private readonly ok: Eligibility;
   private descend = false;
 
   constructor(w: WalkInput) {
-    super();
-    this.ok = new Eligibility(w);
+    super(w);
     this.start(w);
   }
 
-  /** Start over on a new PMD range. */
-  reset(w: WalkInput): this {
-    this.ok.reset(w);
-    this.start(w);
-    return this;
-  }
-
-  private start(w: WalkInput): void {
+  protected start(w: WalkInput): void {
     this.resetTally();
     this.stack.length = 0;
     this.stack.push(w.pmdOrder);
