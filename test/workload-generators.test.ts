@@ -229,6 +229,13 @@ describe('CLI', () => {
     expect(thpsim(['run', 'workload:stride']).stdout).toContain(
       'memcg stress\n  memory.current 20480 kB, memory.max 20480 kB, memory.peak 20480 kB; memory.events max 2, oom 1, oom_kill 1\n',
     );
+    const sweep = JSON.parse(
+      thpsim(['workload', 'stride', '--sweep', 'max_ptes_none=470,471', '--json']).stdout,
+    ) as { runs: Array<{ label: string; oom: boolean }> };
+    expect(sweep.runs.map((r) => [r.label, r.oom])).toEqual([
+      ['max_ptes_none=470', false],
+      ['max_ptes_none=471', true],
+    ]);
     const emit = thpsim(['workload', 'sparse-heap', '--emit']);
     expect(emit.stdout).toMatch(/^version: 1\nname: sparse-heap/);
     const list = thpsim(['workload', '--json']);

@@ -45,6 +45,7 @@ function wrap<T>(f: () => T): T {
 
 interface WorkloadOpts {
   param?: string[];
+  sweep?: string;
   policies?: string;
   profile?: ProfileName;
   emit?: boolean;
@@ -80,7 +81,7 @@ export function renderOutcomes(name: string, outs: WorkloadOutcome[], pageKb: nu
   const lines = [`workload ${name}`];
   for (const o of outs) {
     lines.push(
-      `  policy ${o.policy}: ${o.oom ? `OOM (first at ${o.oomEvent})` : 'no OOM'}`,
+      `  ${o.label ? `${o.label}, ` : ''}policy ${o.policy}: ${o.oom ? `OOM (first at ${o.oomEvent})` : 'no OOM'}`,
       `    Rss ${formatKb(o.rssKb)}, AnonHugePages ${formatKb(o.anonHugeKb)}; by folio size ${kbList(o.byOrderKb, pageKb)}`,
       `    collapses ${o.collapses}, bloat ${kbList(o.bloatKb, pageKb)}`,
       `    thp_fault_alloc ${o.vmstat.thp_fault_alloc}, thp_fault_fallback ${o.vmstat.thp_fault_fallback} (charge ${o.vmstat.thp_fault_fallback_charge}), thp_split_page ${o.vmstat.thp_split_page} (underused ${o.vmstat.thp_underused_split_page})`,
@@ -105,20 +106,37 @@ function workloadCommand(io: Io, name: string | undefined, opts: WorkloadOpts): 
     return;
   }
   wrap(() => generatorByName(name));
-  const scenario = buildWorkload(name, params);
+  // --sweep name=v1,v2: one run per value (and per policy).
+  let sweep: { name: string; values: string[] } | null = null;
+  if (opts.sweep !== undefined) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(opts.sweep);
+    if (!m)
+      throw new CliError(`--sweep: expected name=v1,v2,..., got ${JSON.stringify(opts.sweep)}`);
+    sweep = { name: m[1], values: m[2].split(',').map((v) => v.trim()) };
+  }
+  const variants = sweep ? sweep.values.map((v) => ({ ...params, [sweep.name]: v })) : [params];
+  const scenarios = variants.map((p) => ({ p, scenario: buildWorkload(name, p) }));
   const policies = opts.policies
     ? parsePolicyList(opts.policies)
-    : [scenario.collapse_policy ?? 'v19'];
+    : [scenarios[0].scenario.collapse_policy ?? 'v19'];
   const outs: WorkloadOutcome[] = [];
   let pageKb = 4;
-  for (const policy of policies) {
-    const r = runScenario(
-      { ...scenario, collapse_policy: policy, ...(opts.profile ? { profile: opts.profile } : {}) },
-      { source: `workload:${name}` },
-    );
-    pageKb = r.config.pageSize / 1024;
-    outs.push(workloadOutcome(r));
-  }
+  for (const { p, scenario } of scenarios)
+    for (const policy of policies) {
+      const r = runScenario(
+        {
+          ...scenario,
+          collapse_policy: policy,
+          ...(opts.profile ? { profile: opts.profile } : {}),
+        },
+        { source: `workload:${name}` },
+      );
+      pageKb = r.config.pageSize / 1024;
+      outs.push({
+        ...workloadOutcome(r),
+        ...(sweep ? { label: `${sweep.name}=${p[sweep.name]}` } : {}),
+      });
+    }
   const result = { format: 'thpsim-workload', version: 1, workload: name, params, runs: outs };
   if (opts.output) writeFileAtomic(opts.output, json(result));
   io.out(opts.json ? json(result) : renderOutcomes(name, outs, pageKb));
@@ -133,13 +151,17 @@ export function registerWorkloadCommands(program: Command, io: Io): void {
     .argument('[name]', `a workload: ${GENERATORS.map((g) => g.name).join(', ')}`)
     .option('-p, --param <name=value>', 'a parameter of the workload (repeatable)', collect)
     .option('--policies <list>', 'comma-separated collapse policies to run it under (default: v19)')
+    .option(
+      '--sweep <name=values>',
+      'run once per comma-separated value of one parameter, e.g. max_ptes_none=0,470,471,511',
+    )
     .addOption(new Option('--profile <name>', 'kernel profile').choices(PROFILE_NAMES))
     .option('--emit', 'print the generated scenario (YAML; JSON with --json) instead of running it')
     .option('-o, --output <file>', 'also write the result (or with --emit the scenario) to <file>')
     .addOption(new Option('--json', 'print machine-readable JSON instead of text'))
     .addHelpText(
       'after',
-      '\nA workload also runs wherever a scenario file goes: thpsim run workload:stride:max_ptes_none=470\n\nExamples:\n  thpsim workload\n  thpsim workload stride -p max_ptes_none=470\n  thpsim workload redis-3phase --policies v19,v10-scaled -p mthp=64kB\n  thpsim workload frag-100 --emit > frag.yaml\n  thpsim compare workload:sparse-heap:mthp=64kB --policies v19,v10-scaled',
+      '\nA workload also runs wherever a scenario file goes: thpsim run workload:stride:max_ptes_none=470\n\nExamples:\n  thpsim workload\n  thpsim workload stride -p max_ptes_none=470\n  thpsim workload stride --sweep max_ptes_none=0,409,470,471,511\n  thpsim workload redis-3phase --policies v19,v10-scaled -p mthp=64kB\n  thpsim workload frag-100 --emit > frag.yaml\n  thpsim compare workload:sparse-heap:mthp=64kB --policies v19,v10-scaled',
     )
     .action((name: string | undefined, opts: WorkloadOpts) => workloadCommand(io, name, opts));
   registerReplay(program, io);

@@ -3,6 +3,8 @@
 import type { RunResult } from '../scenario/run.ts';
 
 export interface WorkloadOutcome {
+  /** With a parameter sweep: "name=value" of this run. */
+  label?: string;
   policy: string;
   /** Whether any access ended in an OOM (memcg or global), and the first such event. */
   oom: boolean;
