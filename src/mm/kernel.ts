@@ -73,7 +73,9 @@ export type KernelBug =
   /** remove_migration_ptes also fills empty entries, under the rmap lock alone (rule 2). */
   | 'migration-restore-populates'
   /** The anonymous fault maps a page without checking for an OOM-reaped mm (rule 21). */
-  | 'no-stable-check';
+  | 'no-stable-check'
+  /** mremap moves PTEs without the rmap locks although the rmap order needs them (rule 14). */
+  | 'move-ptes-no-rmap-lock';
 
 export class Kernel {
   readonly geo: Geometry;

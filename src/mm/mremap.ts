@@ -9,7 +9,16 @@ import { khugepagedEnterVma } from '../khugepaged/enter.ts';
 import { anonVmaLink } from './anon-vma.ts';
 import type { Kernel } from './kernel.ts';
 import { MmError, mmapBase, mmapWriteUnlock, unmapRegion } from './mmap.ts';
-import { entryLoc, levelIndex, pmdAlloc, pmdTableOf, pteAlloc, pudTableOf } from './pagewalk.ts';
+import {
+  entryLoc,
+  levelIndex,
+  pmdAlloc,
+  pmdTableOf,
+  pteAlloc,
+  pudTableOf,
+  pteOffsetMapLock,
+  pteUnmapUnlock,
+} from './pagewalk.ts';
 import {
   B_CONT,
   B_UFFD_WP,
@@ -39,6 +48,7 @@ import {
   lock,
   readShared,
   unlock,
+  tlbFlushRange,
 } from './step.ts';
 import { mergeAround, vmaStartWrite } from './vma-ops.ts';
 import { type Mm, VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from './vma.ts';
@@ -194,26 +204,50 @@ function* moveVma(
   yield* vmaStartWrite(vma);
   // Without UFFD_FEATURE_EVENT_REMAP the destination leaves userfaultfd.
   const clearUffd = (vma.flags & VM_UFFD) !== 0;
-  const nv = k.newVma(
-    mm,
-    newStart,
-    newStart + newPages,
-    vma.flags & ~VM_UFFD,
-    vma.linearIndex(oldStart),
-    vma.file,
-    vma.name,
-  );
-  if (vma.anonVma) {
-    // anon_vma_clone
-    const root = vma.anonVma.root;
-    yield lock(L_ANON_VMA_WRITE, root.id);
-    nv.anonVma = vma.anonVma;
-    for (const av of vma.chain) anonVmaLink(nv, av);
-    yield unlock(L_ANON_VMA_WRITE, root.id);
+  const pgoff = vma.linearIndex(oldStart);
+  // copy_vma: the destination may extend the VMA that ends where it starts, when that one would
+  // merge with it (same flags and anon_vma, contiguous page offsets).
+  const prev = mm.vmas.find((v) => v.end === newStart);
+  const mergeable =
+    !clearUffd &&
+    prev !== undefined &&
+    prev !== vma &&
+    prev.file === 0 &&
+    vma.file === 0 &&
+    prev.flags === vma.flags &&
+    prev.anonVma !== null &&
+    prev.anonVma === vma.anonVma &&
+    prev.pgoff + prev.pages === pgoff &&
+    !mm.vmas.some((v) => v !== prev && v.start < newStart + newPages && v.end > newStart);
+  let needRmapLocks = false;
+  if (mergeable) {
+    yield* vmaStartWrite(prev);
+    prev.end = newStart + newPages;
+    // rmap walks visit VMAs by their first page offset: the extended one, with the lower offset,
+    // now comes before the old VMA, so the move must hold the rmap locks (need_rmap_locks).
+    needRmapLocks = prev.pgoff <= vma.pgoff;
+  } else {
+    const nv = k.newVma(
+      mm,
+      newStart,
+      newStart + newPages,
+      vma.flags & ~VM_UFFD,
+      pgoff,
+      vma.file,
+      vma.name,
+    );
+    if (vma.anonVma) {
+      // anon_vma_clone
+      const root = vma.anonVma.root;
+      yield lock(L_ANON_VMA_WRITE, root.id);
+      nv.anonVma = vma.anonVma;
+      for (const av of vma.chain) anonVmaLink(nv, av);
+      yield unlock(L_ANON_VMA_WRITE, root.id);
+    }
+    mm.insertVma(nv);
+    yield* vmaStartWrite(nv);
   }
-  mm.insertVma(nv);
-  yield* vmaStartWrite(nv);
-  yield* movePageTables(k, vma, oldStart, newStart, oldPages, clearUffd);
+  yield* movePageTables(k, vma, oldStart, newStart, oldPages, clearUffd, needRmapLocks);
   yield* unmapRegion(k, mm, oldStart, oldStart + oldPages);
   yield* mergeAround(mm, newStart, newStart + newPages);
 }
@@ -240,6 +274,7 @@ function* movePageTables(
   newStart: number,
   pages: number,
   clearUffd: boolean,
+  needRmapLocks: boolean,
 ): Step<void> {
   const mm = vma.mm;
   const ptrs = k.geo.ptrsPerPte;
@@ -280,7 +315,12 @@ function* movePageTables(
     if (pmd.type(oldPmdT, oldPmdI) !== E_TABLE) continue;
     const newPteT: number = yield* pteAlloc(k, mm, newPmdT, newPmdI);
     if (!newPteT) throw new Error(`mremap: destination PMD at vpn ${nw} is huge`);
-    yield* movePtes(k, oldPmdT, oldPmdI, old, newPteT, nw, extent, clearUffd);
+    // Unless the rmap order keeps walkers right, they are kept out (the checker's
+    // 'move-ptes-no-rmap-lock' forgets it).
+    const rmapLocks = needRmapLocks && !k.bugs.has('move-ptes-no-rmap-lock');
+    if (rmapLocks) yield* takeRmapLocks(vma);
+    yield* movePtes(k, mm.id, oldPmdT, oldPmdI, old, newPteT, nw, extent, clearUffd);
+    if (rmapLocks) yield* dropRmapLocks(vma);
   }
 }
 
@@ -387,6 +427,7 @@ function* moveHugePmd(
 /** move_ptes: entry by entry under the old PTE lock and the new one nested. */
 function* movePtes(
   k: Kernel,
+  mmId: number,
   oldPmdT: number,
   oldPmdI: number,
   old: number,
@@ -396,15 +437,12 @@ function* movePtes(
   clearUffd: boolean,
 ): Step<void> {
   const pte = k.pt.pte;
-  const pmd = k.pt.pmd;
   const ptrs = k.geo.ptrsPerPte;
-  const oldPteT = pmd.getVal(oldPmdT, oldPmdI);
-  yield lock(L_PTE_LOCK, oldPteT);
-  if (pmd.type(oldPmdT, oldPmdI) !== E_TABLE || pmd.getVal(oldPmdT, oldPmdI) !== oldPteT) {
-    yield unlock(L_PTE_LOCK, oldPteT);
-    return;
-  }
+  // pte_offset_map_lock on the old table (it may have gone: retract).
+  const oldPteT = (yield pteOffsetMapLock(k, oldPmdT, oldPmdI)) as number;
+  if (!oldPteT) return;
   if (newPteT !== oldPteT) yield lock(L_PTE_LOCK, newPteT);
+  let moved = false;
   // Contiguous-PTE hints survive only a move that keeps the block alignment.
   const keepCont = (nw - old) % k.geo.contPtes === 0;
   for (let j = 0; j < extent; j++) {
@@ -420,7 +458,10 @@ function* movePtes(
     }
     if (!keepCont) bits &= ~B_CONT;
     pte.set(newPteT, (nw + j) % ptrs, val, bits);
+    moved = true;
   }
+  // The old range's TLB entries go before either PTE lock is dropped.
+  if (moved) yield tlbFlushRange(mmId);
   if (newPteT !== oldPteT) yield unlock(L_PTE_LOCK, newPteT);
-  yield unlock(L_PTE_LOCK, oldPteT);
+  yield* pteUnmapUnlock(oldPteT);
 }

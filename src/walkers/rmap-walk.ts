@@ -58,7 +58,8 @@ export function* rmapWalkAnon(
   const nr = k.geo.ptrsPerPte;
   let visited = 0;
   yield lock(L_ANON_VMA_READ, root);
-  for (const vma of [...av.vmas].sort((a, b) => a.id - b.id)) {
+  // anon_vma_interval_tree_foreach: by first page offset; equal offsets in insertion order.
+  for (const vma of [...av.vmas].sort((a, b) => a.pgoff - b.pgoff || a.id - b.id)) {
     const vpn = vma.start + (f.index[pfn] - vma.pgoff);
     if (vpn < vma.start || vpn >= vma.end) continue;
     const pmdT = pmdTableOf(k, vma.mm, vpn);

@@ -4,6 +4,7 @@
 
 import { doMadvise } from '../../mm/madvise.ts';
 import { doMunmap } from '../../mm/mmap.ts';
+import { doMremap } from '../../mm/mremap.ts';
 import { mincoreWalk } from '../../walkers/mincore.ts';
 import { oomReap } from '../../walkers/oom-reaper.ts';
 import { migrateFolio } from '../../walkers/rmap-walk.ts';
@@ -11,7 +12,7 @@ import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { PROPERTIES, type PropertyName } from '../properties.ts';
 import { tlbUserWrite } from '../world.ts';
-import { type WorldOptions, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
+import { PAGE, type WorldOptions, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 
 function write(name: string, page: number): ThreadSpec {
   return { name, vma: 'A', run: (w, cpu) => tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + page) };
@@ -172,7 +173,7 @@ export const [RULE21_KERNEL, RULE21_BROKEN] = pair({
   properties: PROPERTIES.filter((p) => p !== 'lost-write'),
 });
 
-export const RULE_CASES = [
+export const RULE_CASES_BASE = [
   RULE21_KERNEL,
   RULE21_BROKEN,
   RULE1_KERNEL,
@@ -188,3 +189,50 @@ export const RULE_CASES = [
   RULE19_KERNEL,
   RULE19_BROKEN,
 ];
+
+/**
+ * Rule 14: moving mappings keeps them visible to rmap walks. V's lower half was moved to Y
+ * before; moving the upper half to just after it extends that VMA (copy_vma merges), which rmap
+ * walks visit first (its page offsets start lower), so move_ptes needs the rmap locks.
+ */
+export const [RULE14_KERNEL, RULE14_BROKEN] = (() => {
+  const N = 32;
+  const make = (bugs: KernelBug[], id: string, expect: CheckCase['expect']): CheckCase => ({
+    id,
+    title: `Rule 14 mremap vs a migration of a moved page${bugs.length ? ` (${bugs[0]})` : ''}`,
+    description:
+      "V's lower half already moved to Y; mremap moves the upper half to Y + its size (merging into the moved VMA) while the page at V+40 is migrated (two rmap walks, anon_vma lock only).",
+    setup: () => {
+      const w = pmdWorld({ shared: false, bugs, written: [40, 41] });
+      const m = w.m;
+      const mm = w.mms.p;
+      const base = w.vmas.A.start * PAGE;
+      m.munmap(mm, base + 2 * N * PAGE, 2 * 1024 * 1024 - 2 * N * PAGE);
+      const y = base + 4 * 1024 * 1024;
+      m.mremap(mm, base, N * PAGE, N * PAGE, y);
+      w.vmas.Y = mm.findVma(y / PAGE)!;
+      w.vmas.V = mm.findVma(base / PAGE + N)!;
+      return w;
+    },
+    threads: [
+      {
+        name: 'mremap V to just after Y',
+        vma: 'V',
+        run: (w) => doMremap(w.k, w.mms.p, w.vmas.V.start, N, N, w.vmas.Y.end),
+      },
+      { name: 'migrate V[40]', run: (w) => migrateFolio(w.k, w.pfns.page40) },
+    ],
+    // The moved pages are read back at their new address by the model's own invariants; the
+    // lost-write check knows only the addresses written.
+    properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+    maxPreemptions: 3,
+    expect,
+    rules: [14],
+  });
+  return [
+    make([], 'rule14-kernel', 'verified'),
+    make(['move-ptes-no-rmap-lock'], 'rule14-move-ptes-no-rmap-lock', ['quiescence']),
+  ];
+})();
+
+export const RULE_CASES = [...RULE_CASES_BASE, RULE14_KERNEL, RULE14_BROKEN];
