@@ -58,7 +58,7 @@ export type PropertyName = (typeof PROPERTIES)[number];
 
 export const PROPERTY_TEXT: Record<PropertyName, string> = {
   'lost-write': '1. no lost write, and no read of a value never written or overwritten',
-  'table-lifetime': '2. no leaked page table, no use of a freed table or folio',
+  'table-lifetime': '2. no leaked page table, no use of a freed table, folio or anon_vma',
   'stale-tlb': '3. no stale TLB entry to a freed or reused page',
   'cross-vma':
     '4. an operation on VMA A never writes an entry mapping VMA B (but to create a table)',
@@ -263,6 +263,15 @@ export class Monitor {
           break;
         }
     }
+    // No VMA may be left linked to an anon_vma that was freed.
+    for (const mm of k.mms.values())
+      for (const v of mm.vmas)
+        if (v.chain.some((av) => av.freed) || v.anonVma?.freed)
+          this.report(
+            'table-lifetime',
+            `a VMA of mm ${mm.id} at vpn ${v.start} is linked to an anon_vma that was freed`,
+            step,
+          );
     // An OOM-reaped mm gets no new anonymous memory after the reaper was through.
     for (const mm of k.mms.values())
       if (mm.unstable && mm.rssAnon > 0)

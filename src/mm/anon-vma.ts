@@ -1,8 +1,16 @@
 // anon_vma_prepare() and the anon_vma_chain links that rmap walks follow.
 
 import type { Kernel } from './kernel.ts';
-import { L_PAGE_TABLE_LOCK, type Step, lock, unlock } from './step.ts';
-import type { AnonVma, Vma } from './vma.ts';
+import {
+  L_ANON_VMA_WRITE,
+  L_PAGE_TABLE_LOCK,
+  S_VMA_TREE,
+  type Step,
+  lock,
+  readShared,
+  unlock,
+} from './step.ts';
+import { type AnonVma, VM_EXEC, VM_READ, VM_WRITE, type Vma } from './vma.ts';
 
 /** Link a VMA to an anon_vma (anon_vma_chain_link). */
 export function anonVmaLink(vma: Vma, av: AnonVma): void {
@@ -10,21 +18,51 @@ export function anonVmaLink(vma: Vma, av: AnonVma): void {
   av.vmas.add(vma);
 }
 
-/** Unlink a VMA from all its anon_vmas (unlink_anon_vmas). */
+/** Unlink a VMA from all its anon_vmas (unlink_anon_vmas); one left without VMAs is freed. */
 export function anonVmaUnlinkAll(vma: Vma): void {
-  for (const av of vma.chain) av.vmas.delete(vma);
+  for (const av of vma.chain) {
+    av.vmas.delete(vma);
+    if (av.vmas.size === 0 && av.root === av) av.freed = true;
+  }
   vma.chain = [];
   vma.anonVma = null;
 }
 
-/** __anon_vma_prepare: give the VMA an anon_vma, set under mm->page_table_lock. */
+/**
+ * find_mergeable_anon_vma: a neighbour whose anon_vma this VMA could share (adjacent, anonymous,
+ * flags equal but for access bits, contiguous page offsets, an anon_vma of its own only). It
+ * reads the neighbours, which only the mmap lock keeps still.
+ */
+function mergeableAnonVma(vma: Vma): AnonVma | null {
+  const mm = vma.mm;
+  const i = mm.vmas.indexOf(vma);
+  const compatible = (a: Vma, b: Vma): boolean =>
+    a.end === b.start &&
+    a.file === 0 &&
+    b.file === 0 &&
+    (a.flags & ~ACCESS) === (b.flags & ~ACCESS) &&
+    b.pgoff === a.pgoff + a.pages;
+  for (const n of [mm.vmas[i - 1], mm.vmas[i + 1]]) {
+    if (!n || !n.anonVma || n.chain.length !== 1) continue;
+    if (n.end === vma.start ? compatible(n, vma) : compatible(vma, n)) return n.anonVma;
+  }
+  return null;
+}
+
+const ACCESS = VM_READ | VM_WRITE | VM_EXEC;
+
+/** __anon_vma_prepare: give the VMA an anon_vma (a neighbour's if it can), set under PTLk. */
 export function* anonVmaPrepare(k: Kernel, vma: Vma): Step<void> {
   if (vma.anonVma) return;
-  const av = k.newAnonVma();
+  yield readShared(S_VMA_TREE, vma.mm.id);
+  const found = mergeableAnonVma(vma);
+  const av = found ?? k.newAnonVma();
+  yield lock(L_ANON_VMA_WRITE, av.root.id);
   yield lock(L_PAGE_TABLE_LOCK, vma.mm.id);
   if (!vma.anonVma) {
     vma.anonVma = av;
     anonVmaLink(vma, av);
   }
   yield unlock(L_PAGE_TABLE_LOCK, vma.mm.id);
+  yield unlock(L_ANON_VMA_WRITE, av.root.id);
 }

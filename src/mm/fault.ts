@@ -230,7 +230,8 @@ function* doHugePmdAnonymousPage(
 ): Step<number> {
   const pmdOrder = k.geo.pmdOrder;
   if (!vma.anonVma) {
-    if (vmaLock) return VM_FAULT_RETRY;
+    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
+    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
     yield* anonVmaPrepare(k, vma);
   }
   khugepagedEnterVma(k, vma);
@@ -517,7 +518,8 @@ function* doAnonymousPage(
     return 0;
   }
   if (!vma.anonVma) {
-    if (vmaLock) return VM_FAULT_RETRY;
+    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
+    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
     yield* anonVmaPrepare(k, vma);
   }
   const orders = anonFaultOrders(k, vma, vpn);
@@ -616,7 +618,8 @@ export function* doWpPage(
   }
   // wp_page_copy
   if (!vma.anonVma) {
-    if (vmaLock) return VM_FAULT_RETRY;
+    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
+    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
     yield* anonVmaPrepare(k, vma);
   }
   const copy = k.uncharge ? ((yield folioPrealloc(k, vma.mm)) as number) : k.allocFolio(0);
@@ -656,7 +659,8 @@ export function* doSwapPage(
   const pte = k.pt.pte;
   const slot = pte.getVal(pteT, pteI);
   if (!vma.anonVma) {
-    if (vmaLock) return VM_FAULT_RETRY;
+    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
+    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
     yield* anonVmaPrepare(k, vma);
   }
   let ret = 0;

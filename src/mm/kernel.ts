@@ -75,7 +75,9 @@ export type KernelBug =
   /** The anonymous fault maps a page without checking for an OOM-reaped mm (rule 21). */
   | 'no-stable-check'
   /** mremap moves PTEs without the rmap locks although the rmap order needs them (rule 14). */
-  | 'move-ptes-no-rmap-lock';
+  | 'move-ptes-no-rmap-lock'
+  /** A fault under the VMA lock alone gives the VMA an anon_vma (rule 18). */
+  | 'anon-vma-under-vma-lock';
 
 export class Kernel {
   readonly geo: Geometry;

@@ -46,6 +46,8 @@ export class AnonVma {
   readonly root: AnonVma;
   /** VMAs linked to this anon_vma through anon_vma_chain. */
   readonly vmas = new Set<Vma>();
+  /** Freed when its last VMA was unlinked (unlink_anon_vmas, put_anon_vma). */
+  freed = false;
   constructor(id: number, root?: AnonVma) {
     this.id = id;
     this.root = root ?? this;

@@ -235,4 +235,59 @@ export const [RULE14_KERNEL, RULE14_BROKEN] = (() => {
   ];
 })();
 
-export const RULE_CASES = [...RULE_CASES_BASE, RULE14_KERNEL, RULE14_BROKEN];
+/**
+ * Rule 18: a VMA gets its anon_vma only under the mmap lock. anon_vma_prepare may reuse a
+ * neighbour's anon_vma, and only the mmap lock keeps that neighbour from being unmapped (and its
+ * anon_vma freed) meanwhile; a fault under the VMA lock alone must retry under the mmap lock.
+ */
+export const [RULE18_KERNEL, RULE18_BROKEN] = (() => {
+  const N = 16;
+  const make = (bugs: KernelBug[], id: string, expect: CheckCase['expect']): CheckCase => ({
+    id,
+    title: `Rule 18 the first fault of a VMA vs munmap of its neighbour${bugs.length ? ` (${bugs[0]})` : ''}`,
+    description:
+      "V1 (read-only, with an anon_vma) and V2 (writable, none yet) are adjacent with contiguous offsets, so V2 may share V1's anon_vma; a write fault in V2 (VMA read lock) races munmap of V1.",
+    setup: () => {
+      const w = pmdWorld({ shared: false, bugs, written: [] });
+      const m = w.m;
+      const mm = w.mms.p;
+      const base = w.vmas.A.start * PAGE;
+      m.munmap(mm, base, 2 * 1024 * 1024);
+      m.mmap(mm, { lengthBytes: N * PAGE, addrBytes: base });
+      m.touch(mm, base, PAGE, true);
+      m.mprotect(mm, base, N * PAGE, 'r');
+      m.mmap(mm, { lengthBytes: N * PAGE, addrBytes: base + N * PAGE });
+      w.vmas.V1 = mm.findVma(base / PAGE)!;
+      w.vmas.V2 = mm.findVma(base / PAGE + N)!;
+      w.expected.clear();
+      return w;
+    },
+    threads: [
+      {
+        name: 'first write fault in V2',
+        vma: 'V2',
+        run: (w, cpu) => tlbUserWrite(w, cpu, w.mms.p, w.vmas.V2.start + 3),
+      },
+      {
+        name: 'munmap V1',
+        vma: 'V1',
+        run: (w) => doMunmap(w.k, w.mms.p, w.vmas.V1.start, w.vmas.V1.end),
+      },
+    ],
+    maxPreemptions: 2,
+    expect,
+    rules: [18],
+  });
+  return [
+    make([], 'rule18-kernel', 'verified'),
+    make(['anon-vma-under-vma-lock'], 'rule18-anon-vma-under-vma-lock', ['table-lifetime']),
+  ];
+})();
+
+export const RULE_CASES = [
+  ...RULE_CASES_BASE,
+  RULE14_KERNEL,
+  RULE14_BROKEN,
+  RULE18_KERNEL,
+  RULE18_BROKEN,
+];
