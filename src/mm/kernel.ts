@@ -77,7 +77,9 @@ export type KernelBug =
   /** mremap moves PTEs without the rmap locks although the rmap order needs them (rule 14). */
   | 'move-ptes-no-rmap-lock'
   /** A fault under the VMA lock alone gives the VMA an anon_vma (rule 18). */
-  | 'anon-vma-under-vma-lock';
+  | 'anon-vma-under-vma-lock'
+  /** GUP-fast reads the PMD a second time for the table pointer (rule 6). */
+  | 'gup-fast-reread-pmd';
 
 export class Kernel {
   readonly geo: Geometry;

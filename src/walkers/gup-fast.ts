@@ -47,8 +47,13 @@ function* walk(k: Kernel, mm: Mm, vpn: number, write: boolean): Step<number> {
   const pmdLoc = entryLoc(pt.pmd, pmdT, pmdI);
   yield readShared(S_PMD_ENTRY, pmdLoc);
   const pmdBits = pt.pmd.bits[pmdLoc];
-  const pmdVal = pt.pmd.val[pmdLoc];
+  let pmdVal = pt.pmd.val[pmdLoc];
   if ((pmdBits & E_TYPE_MASK) !== E_TABLE) return NO_PFN;
+  if (k.bugs.has('gup-fast-reread-pmd')) {
+    // Rule 6's bug: the table pointer taken from a second read, not from the checked copy.
+    yield readShared(S_PMD_ENTRY, pmdLoc);
+    pmdVal = pt.pmd.val[pmdLoc];
+  }
   const pteLoc = entryLoc(pt.pte, pmdVal, vpn % k.geo.ptrsPerPte);
   yield readShared(S_PTE_ENTRY, pteLoc);
   const bits = pt.pte.bits[pteLoc];

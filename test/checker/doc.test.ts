@@ -29,6 +29,15 @@ describe('docs/page-table-walkers.md', () => {
     }
   });
 
+  it('covers every numbered rule of the walker spec (1 to 21)', () => {
+    const numbers = new Set(
+      rules.flatMap((r) =>
+        [...r.title.replace(/:.*/, '').matchAll(/\d+/g)].map((m) => Number(m[0])),
+      ),
+    );
+    expect([...Array(21)].map((_, i) => i + 1).filter((n) => !numbers.has(n))).toEqual([]);
+  });
+
   it('names every broken case under some rule', () => {
     const named = new Set(rules.flatMap((r) => r.cases));
     for (const c of CASES) if (c.expect !== 'verified') expect(named.has(c.id), c.id).toBe(true);

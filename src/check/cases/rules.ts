@@ -11,6 +11,7 @@ import { migrateFolio } from '../../walkers/rmap-walk.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { PROPERTIES, type PropertyName } from '../properties.ts';
+import { gupWrite } from '../gup-user.ts';
 import { tlbUserWrite } from '../world.ts';
 import { PAGE, type WorldOptions, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 
@@ -284,8 +285,30 @@ export const [RULE18_KERNEL, RULE18_BROKEN] = (() => {
   ];
 })();
 
+/** Rule 6: a lockless reader reads an entry once and works on its copy. */
+export const [RULE6_KERNEL, RULE6_BROKEN] = pair({
+  id: 'rule6',
+  title: 'Rule 6 GUP-fast vs a PMD collapse',
+  description:
+    'A spans the PMD range; khugepaged collapses it to a PMD THP while GUP-fast pins A[3] (interrupts off, no lock).',
+  world: { shared: false, pmd: true, written: Array.from({ length: 16 }, (_, i) => i) },
+  threads: [
+    {
+      name: 'khugepaged collapse A (PMD order)',
+      vma: 'A',
+      run: (w) => khugepagedCollapse(w, 0, 9),
+    },
+    { name: 'GUP-fast pin of A[3]', run: (w, cpu) => gupWrite(w, cpu, w.mms.p, vpnBase(w) + 3) },
+  ],
+  bug: 'gup-fast-reread-pmd',
+  broken: ['table-lifetime', 'lost-write', 'crash'],
+  rules: [6],
+});
+
 export const RULE_CASES = [
   ...RULE_CASES_BASE,
+  RULE6_KERNEL,
+  RULE6_BROKEN,
   RULE14_KERNEL,
   RULE14_BROKEN,
   RULE18_KERNEL,
