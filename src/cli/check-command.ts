@@ -2,9 +2,11 @@
 // shortest counterexample found as numbered steps. Exit status: 0 verified within the bounds,
 // 1 counterexample, 2 bad input.
 
+import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { loadCaseFile } from '../check/case-file.ts';
 import { CASES, caseById } from '../check/cases/index.ts';
 import {
   type CheckCase,
@@ -137,9 +139,20 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
   }
   const cases: CheckCase[] = [];
   for (const id of o.all ? CASES.map((c) => c.id) : ids) {
-    const c = caseById(id);
+    let c = caseById(id);
+    if (!c && (existsSync(id) || /\.(ya?ml|json)$/i.test(id))) {
+      // A case file (docs/page-table-walkers.md describes the format).
+      try {
+        c = loadCaseFile(id);
+      } catch (e) {
+        io.err(`thpsim: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
+        return 2;
+      }
+    }
     if (!c) {
-      io.err(`thpsim: ${oneLine(`no checker case "${id}" (thpsim check --list shows them)`)}\n`);
+      io.err(
+        `thpsim: ${oneLine(`no checker case "${id}" and no such file (thpsim check --list shows the cases)`)}\n`,
+      );
       return 2;
     }
     cases.push(c);
@@ -200,7 +213,7 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
     .description(
       'explore every interleaving (within bounds) of a checker case: walkers and collapse racing on shared page tables; prints "verified" or the shortest counterexample as numbered steps (exit 0 verified, 1 counterexample, 2 bad input)',
     )
-    .argument('[case...]', 'case ids (thpsim check --list)')
+    .argument('[case...]', 'case ids (thpsim check --list) or case files (.yaml, .yml, .json)')
     .option('--list', 'list the cases')
     .option('--all', 'run every case')
     .addOption(
