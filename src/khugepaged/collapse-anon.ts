@@ -98,7 +98,18 @@ function* collapseSwapin(
       if (k.profile.mthpCollapseStats) k.stats.mthpStat(order, 'collapse_exceed_swap_pte');
       break;
     }
-    const r: number = yield* doSwapPage(k, vma, vpn + i, pteT, idx, bits, false, false);
+    const r: number = yield* doSwapPage(
+      k,
+      vma,
+      vpn + i,
+      look.pmdT,
+      look.pmdI,
+      pteT,
+      idx,
+      bits,
+      false,
+      false,
+    );
     if (r & 1 /* VM_FAULT_OOM */) {
       result = 'SCAN_FAIL';
       break;
@@ -314,11 +325,8 @@ function* collapsePteLevel(
   const pte = k.pt.pte;
   const n = 1 << order;
   const base = pteT * pte.entriesPerTable + idx;
-  const snap: PteSource = {
-    bits: pte.bits.slice(base, base + n),
-    val: pte.val.slice(base, base + n),
-    base: 0,
-  };
+  // The region's entries as they were before the clear, for the copy or the restore.
+  const snap: PteSource = { bits: new Uint16Array(n), val: new Int32Array(n), base: 0 };
   // The first version counted references before clearing: a GUP-fast pin taken in between
   // survives the collapse (the checker's 'pte-level-isolate-before-clear').
   const countFirst = k.bugs.has('pte-level-isolate-before-clear');

@@ -4,7 +4,6 @@
 // each fault brings in and maps one page, or a whole PMD when the page cache holds a PMD-sized
 // folio that lines up with the VMA.
 
-import { anonVmaPrepare } from './anon-vma.ts';
 import {
   VM_FAULT_FALLBACK,
   VM_FAULT_MAJOR,
@@ -13,11 +12,12 @@ import {
   VM_FAULT_SIGSEGV,
   doSwapPage,
   doWpPage,
+  vmfAnonPrepare,
 } from './fault.ts';
 import { type AddressSpace, filemapReadFolio, folioFilePage } from './filemap.ts';
 import { PG_ANON_EXCLUSIVE, PG_DIRTY, PG_FILE, PG_LOCKED } from './folio.ts';
 import type { Kernel } from './kernel.ts';
-import { pteAlloc } from './pagewalk.ts';
+import { pteAlloc, pteRelock, pteUnmapUnlock } from './pagewalk.ts';
 import {
   B_DIRTY,
   B_WRITE,
@@ -36,7 +36,6 @@ import { splitHugePmd } from './split.ts';
 import {
   L_FOLIO_LOCK,
   L_PMD_LOCK,
-  L_PTE_LOCK,
   L_RCU,
   S_PMD_ENTRY,
   S_PTE_ENTRY,
@@ -104,21 +103,23 @@ export function* doFileFault(
   yield unlock(L_RCU, 0);
   const type = bits & E_TYPE_MASK;
   if (type === E_NONE) return yield* doFault(k, file, vma, vpn, pmdT, pmdI, write, vmaLock, 0);
-  if (type === E_SWAP) return yield* doSwapPage(k, vma, vpn, pteT, pteI, bits, write, vmaLock);
+  if (type === E_SWAP)
+    return yield* doSwapPage(k, vma, vpn, pmdT, pmdI, pteT, pteI, bits, write, vmaLock);
   if (type === E_MARKER) {
     if (val === MARKER_GUARD) return VM_FAULT_SIGSEGV;
     return yield* doFault(k, file, vma, vpn, pmdT, pmdI, write, vmaLock, bits);
   }
   if (type !== E_PRESENT) return 0;
   if (write && !(bits & B_WRITE)) {
-    if (!(vma.flags & VM_SHARED)) return yield* doWpPage(k, vma, vpn, pteT, pteI, bits, vmaLock);
+    if (!(vma.flags & VM_SHARED))
+      return yield* doWpPage(k, vma, vpn, pmdT, pmdI, pteT, pteI, bits, vmaLock);
     return yield* wpPageShared(k, pmdT, pmdI, pteT, pteI, bits);
   }
   // Spurious fault: mark it young under the PTE lock.
-  yield lock(L_PTE_LOCK, pteT);
-  if (pmd.getVal(pmdT, pmdI) === pteT && pte.getBits(pteT, pteI) === bits)
+  if (!(yield* pteRelock(k, pmdT, pmdI, pteT))) return 0;
+  if (pte.getBits(pteT, pteI) === bits)
     pte.set(pteT, pteI, val, bits | B_YOUNG | (write ? B_DIRTY : 0));
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   return 0;
 }
 
@@ -243,11 +244,7 @@ function* doCowFault(
   vmaLock: boolean,
   orig: number,
 ): Step<number> {
-  // vmf_anon_prepare: no anon_vma may be set up under the per-VMA lock.
-  if (!vma.anonVma) {
-    if (vmaLock) return VM_FAULT_RETRY;
-    yield* anonVmaPrepare(k, vma);
-  }
+  if (!(yield* vmfAnonPrepare(k, vma, vmaLock))) return VM_FAULT_RETRY;
   const copy = k.allocFolio(0);
   if (copy === NONE) return VM_FAULT_OOM;
   const index = vma.linearIndex(vpn);
@@ -298,17 +295,13 @@ function* finishFault(
   const pteT: number = yield* pteTableFor(k, vma, pmdT, pmdI);
   if (!pteT) return 0;
   const pteI = vpn % k.geo.ptrsPerPte;
-  yield lock(L_PTE_LOCK, pteT);
-  if (
-    pmd.type(pmdT, pmdI) === E_TABLE &&
-    pmd.getVal(pmdT, pmdI) === pteT &&
-    pte.getBits(pteT, pteI) === orig
-  ) {
+  if (!(yield* pteRelock(k, pmdT, pmdI, pteT))) return 0;
+  if (pte.getBits(pteT, pteI) === orig) {
     rmapAddPtes(k, head, page, 1, vma);
     k.folioGet(head);
     pte.set(pteT, pteI, page, entryBits(vma, file, write));
   }
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   return 0;
 }
 
@@ -322,7 +315,6 @@ function* finishAnonFault(
   copy: number,
   orig: number,
 ): Step<number> {
-  const pmd = k.pt.pmd;
   const pte = k.pt.pte;
   const pteT: number = yield* pteTableFor(k, vma, pmdT, pmdI);
   if (!pteT) {
@@ -330,18 +322,15 @@ function* finishAnonFault(
     return 0;
   }
   const pteI = vpn % k.geo.ptrsPerPte;
-  yield lock(L_PTE_LOCK, pteT);
-  const ok =
-    pmd.type(pmdT, pmdI) === E_TABLE &&
-    pmd.getVal(pmdT, pmdI) === pteT &&
-    pte.getBits(pteT, pteI) === orig;
+  const locked = yield* pteRelock(k, pmdT, pmdI, pteT);
+  const ok = locked && pte.getBits(pteT, pteI) === orig;
   if (ok) {
     folioAddNewAnon(k, copy, vma, vpn);
     k.folios.flags[copy] |= PG_ANON_EXCLUSIVE;
     rmapAddPtes(k, copy, copy, 1, vma);
     pte.set(pteT, pteI, copy, E_PRESENT | B_YOUNG | B_DIRTY | (vma.flags & VM_WRITE ? B_WRITE : 0));
   }
-  yield unlock(L_PTE_LOCK, pteT);
+  if (locked) yield* pteUnmapUnlock(pteT);
   if (!ok) k.folioPut(copy);
   return 0;
 }
@@ -399,17 +388,13 @@ function* wpPageShared(
   // do_page_mkwrite hands the folio back locked.
   yield lock(L_FOLIO_LOCK, head);
   f.set(head, PG_LOCKED);
-  yield lock(L_PTE_LOCK, pteT);
-  if (
-    k.pt.pmd.type(pmdT, pmdI) === E_TABLE &&
-    k.pt.pmd.getVal(pmdT, pmdI) === pteT &&
-    pte.getBits(pteT, pteI) === orig &&
-    pte.getVal(pteT, pteI) === pfn
-  ) {
-    pte.set(pteT, pteI, pfn, orig | B_WRITE | B_DIRTY | B_YOUNG);
-    f.set(head, PG_DIRTY);
+  if (yield* pteRelock(k, pmdT, pmdI, pteT)) {
+    if (pte.getBits(pteT, pteI) === orig && pte.getVal(pteT, pteI) === pfn) {
+      pte.set(pteT, pteI, pfn, orig | B_WRITE | B_DIRTY | B_YOUNG);
+      f.set(head, PG_DIRTY);
+    }
+    yield* pteUnmapUnlock(pteT);
   }
-  yield unlock(L_PTE_LOCK, pteT);
   yield* releaseFolio(k, head);
   return 0;
 }

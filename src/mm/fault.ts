@@ -17,6 +17,7 @@ import {
   pmdAlloc,
   pteAlloc,
   pteOffsetMapLock,
+  pteRelock,
   pteUnmapUnlock,
 } from './pagewalk.ts';
 import {
@@ -44,7 +45,6 @@ import {
   L_IRQ_OFF,
   L_MMAP_READ,
   L_PMD_LOCK,
-  L_PTE_LOCK,
   L_RCU,
   L_VMA_READ,
   S_PMD_ENTRY,
@@ -65,6 +65,18 @@ export const VM_FAULT_SIGSEGV = 2;
 export const VM_FAULT_RETRY = 4;
 export const VM_FAULT_FALLBACK = 8;
 export const VM_FAULT_MAJOR = 16;
+
+/**
+ * vmf_anon_prepare: make sure the VMA has an anon_vma. Under the VMA lock alone that is not
+ * allowed (rule 18: it may reuse a neighbour's, which only the mmap lock keeps still): false
+ * means retry under the mmap lock. The checker's 'anon-vma-under-vma-lock' goes ahead anyway.
+ */
+export function* vmfAnonPrepare(k: Kernel, vma: Vma, vmaLock: boolean): Step<boolean> {
+  if (vma.anonVma) return true;
+  if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return false;
+  yield* anonVmaPrepare(k, vma);
+  return true;
+}
 
 /** Outcome of one user access. */
 export const ACCESS_HIT = 0;
@@ -229,11 +241,7 @@ function* doHugePmdAnonymousPage(
   vmaLock: boolean,
 ): Step<number> {
   const pmdOrder = k.geo.pmdOrder;
-  if (!vma.anonVma) {
-    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
-    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
-    yield* anonVmaPrepare(k, vma);
-  }
+  if (!(yield* vmfAnonPrepare(k, vma, vmaLock))) return VM_FAULT_RETRY;
   khugepagedEnterVma(k, vma);
   if (vma.flags & VM_UFFD_MISSING) return VM_FAULT_FALLBACK;
   const pmd = k.pt.pmd;
@@ -404,14 +412,14 @@ function* handlePteFault(
   if (type === E_NONE)
     return (yield doAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
   if (type === E_SWAP)
-    return (yield doSwapPage(k, vma, vpn, pteT, pteI, bits, write, vmaLock)) as number;
+    return (yield doSwapPage(k, vma, vpn, pmdT, pmdI, pteT, pteI, bits, write, vmaLock)) as number;
   if (type !== E_PRESENT) return 0;
   if (write && !(bits & B_WRITE))
-    return (yield doWpPage(k, vma, vpn, pteT, pteI, bits, vmaLock)) as number;
+    return (yield doWpPage(k, vma, vpn, pmdT, pmdI, pteT, pteI, bits, vmaLock)) as number;
   // Spurious fault: mark it young under the PTE lock.
-  yield lock(L_PTE_LOCK, pteT);
+  if (!((yield pteRelock(k, pmdT, pmdI, pteT)) as boolean)) return 0;
   if (k.pt.pte.bits[loc] === bits) k.pt.pte.bits[loc] = bits | B_YOUNG | (write ? B_DIRTY : 0);
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   return 0;
 }
 
@@ -517,11 +525,7 @@ function* doAnonymousPage(
     yield* pteUnmapUnlock(t);
     return 0;
   }
-  if (!vma.anonVma) {
-    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
-    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
-    yield* anonVmaPrepare(k, vma);
-  }
+  if (!(yield* vmfAnonPrepare(k, vma, vmaLock))) return VM_FAULT_RETRY;
   const orders = anonFaultOrders(k, vma, vpn);
   const folio = orders
     ? ((yield allocAnonFolio(k, vma, vpn, pmdT, pmdI, orders)) as number)
@@ -583,6 +587,8 @@ export function* doWpPage(
   k: Kernel,
   vma: Vma,
   vpn: number,
+  pmdT: number,
+  pmdI: number,
   pteT: number,
   pteI: number,
   orig: number,
@@ -594,9 +600,9 @@ export function* doWpPage(
   const head = f.headOf(pfn);
   const zero = (orig & B_SPECIAL) !== 0 || (f.flags[head] & PG_ZERO) !== 0;
   if (!zero && f.flags[head] & PG_ANON) {
-    yield lock(L_PTE_LOCK, pteT);
+    if (!((yield pteRelock(k, pmdT, pmdI, pteT)) as boolean)) return 0;
     if (pte.getBits(pteT, pteI) !== orig) {
-      yield unlock(L_PTE_LOCK, pteT);
+      yield* pteUnmapUnlock(pteT);
       return 0;
     }
     // wp_can_reuse_anon_folio
@@ -611,23 +617,19 @@ export function* doWpPage(
     if (reusable) {
       f.flags[pfn] |= PG_ANON_EXCLUSIVE;
       pte.set(pteT, pteI, pfn, orig | B_WRITE | B_DIRTY | B_YOUNG);
-      yield unlock(L_PTE_LOCK, pteT);
+      yield* pteUnmapUnlock(pteT);
       return 0;
     }
-    yield unlock(L_PTE_LOCK, pteT);
+    yield* pteUnmapUnlock(pteT);
   }
   // wp_page_copy
-  if (!vma.anonVma) {
-    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
-    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
-    yield* anonVmaPrepare(k, vma);
-  }
+  if (!(yield* vmfAnonPrepare(k, vma, vmaLock))) return VM_FAULT_RETRY;
   const copy = k.uncharge ? ((yield folioPrealloc(k, vma.mm)) as number) : k.allocFolio(0);
   if (copy === NO_PFN) return VM_FAULT_OOM;
   f.data[copy] = zero ? 0 : f.data[pfn];
-  yield lock(L_PTE_LOCK, pteT);
-  if (pte.getBits(pteT, pteI) !== orig || pte.getVal(pteT, pteI) !== pfn) {
-    yield unlock(L_PTE_LOCK, pteT);
+  const locked = (yield pteRelock(k, pmdT, pmdI, pteT)) as boolean;
+  if (!locked || pte.getBits(pteT, pteI) !== orig || pte.getVal(pteT, pteI) !== pfn) {
+    if (locked) yield* pteUnmapUnlock(pteT);
     k.folioPut(copy);
     return 0;
   }
@@ -639,7 +641,7 @@ export function* doWpPage(
     rmapRemovePtes(k, head, pfn, 1, vma);
     k.folioPut(head);
   }
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   return 0;
 }
 
@@ -648,6 +650,8 @@ export function* doSwapPage(
   k: Kernel,
   vma: Vma,
   vpn: number,
+  pmdT: number,
+  pmdI: number,
   pteT: number,
   pteI: number,
   orig: number,
@@ -658,11 +662,7 @@ export function* doSwapPage(
   const sw = k.swap;
   const pte = k.pt.pte;
   const slot = pte.getVal(pteT, pteI);
-  if (!vma.anonVma) {
-    // vmf_anon_prepare: no anon_vma under the VMA lock alone (the checker's bug sets it anyway).
-    if (vmaLock && !k.bugs.has('anon-vma-under-vma-lock')) return VM_FAULT_RETRY;
-    yield* anonVmaPrepare(k, vma);
-  }
+  if (!(yield* vmfAnonPrepare(k, vma, vmaLock))) return VM_FAULT_RETRY;
   let ret = 0;
   let folio = sw.cache[slot];
   let pfn: number;
@@ -681,9 +681,9 @@ export function* doSwapPage(
   } else {
     pfn = folio + (slot - f.swapSlot[folio]);
   }
-  yield lock(L_PTE_LOCK, pteT);
-  if (pte.getBits(pteT, pteI) !== orig || pte.getVal(pteT, pteI) !== slot) {
-    yield unlock(L_PTE_LOCK, pteT);
+  const locked = (yield pteRelock(k, pmdT, pmdI, pteT)) as boolean;
+  if (!locked || pte.getBits(pteT, pteI) !== orig || pte.getVal(pteT, pteI) !== slot) {
+    if (locked) yield* pteUnmapUnlock(pteT);
     swapCacheMaybeDrop(k, folio);
     return ret;
   }
@@ -704,7 +704,7 @@ export function* doSwapPage(
   const w =
     exclusive && vma.flags & VM_WRITE && !(carry & B_UFFD_WP) ? B_WRITE | (write ? B_DIRTY : 0) : 0;
   pte.set(pteT, pteI, pfn, E_PRESENT | B_YOUNG | w | carry);
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   swapCacheMaybeDrop(k, folio);
   return ret;
 }

@@ -157,6 +157,22 @@ export function* pteOffsetMapLock(k: Kernel, pmdTable: number, pmdIdx: number): 
   return pteT;
 }
 
+/**
+ * pte_offset_map_lock for a table the caller found earlier: locked (with RCU) only if the PMD
+ * still points to it; otherwise nothing is held and the caller treats its entry as changed.
+ */
+export function* pteRelock(
+  k: Kernel,
+  pmdTable: number,
+  pmdIdx: number,
+  pteT: number,
+): Step<boolean> {
+  const t = (yield pteOffsetMapLock(k, pmdTable, pmdIdx)) as number;
+  if (t === pteT) return true;
+  if (t) yield* pteUnmapUnlock(t);
+  return false;
+}
+
 /** pte_unmap_unlock. */
 export function* pteUnmapUnlock(pteT: number): Step<void> {
   yield unlock(L_PTE_LOCK, pteT);
