@@ -5,24 +5,11 @@
 // pmd(s)). Values are a count or a size in bytes; the result of a size field must be a size (a
 // bare number is bytes, as in version 1 of the format). Division truncates, as in C.
 
+import { BINARY_UNITS } from './size.ts';
+
 export class ExprError extends Error {}
 
-/** Bytes per unit; `page` and `pmd` depend on the geometry and are looked up at evaluation. */
-const BINARY_UNITS: Record<string, number> = {
-  b: 1,
-  k: 2 ** 10,
-  kb: 2 ** 10,
-  kib: 2 ** 10,
-  m: 2 ** 20,
-  mb: 2 ** 20,
-  mib: 2 ** 20,
-  g: 2 ** 30,
-  gb: 2 ** 30,
-  gib: 2 ** 30,
-  t: 2 ** 40,
-  tb: 2 ** 40,
-  tib: 2 ** 40,
-};
+/** Bytes per unit: the binary units of size.ts; `page` and `pmd` depend on the geometry. */
 const GEO_UNITS: Record<string, 'PAGE' | 'PMD'> = {
   page: 'PAGE',
   pages: 'PAGE',

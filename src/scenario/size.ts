@@ -2,8 +2,8 @@
 // "1.5GiB" or "0x200000". Every unit is binary (K = KiB = kB = 1024), as the kernel's memparse()
 // and the hugepages-<size>kB directory names use them.
 
-const UNITS: Record<string, number> = {
-  '': 1,
+/** Bytes per binary unit, by lower-case name (shared with the expression language). */
+export const BINARY_UNITS: Readonly<Record<string, number>> = {
   b: 1,
   k: 2 ** 10,
   kb: 2 ** 10,
@@ -64,7 +64,7 @@ export function parseSize(input: unknown): number {
     } else {
       const m = SIZE_RE.exec(s);
       if (!m) throw new SizeError(input);
-      const mult = UNITS[m[2].toLowerCase()];
+      const mult = m[2] === '' ? 1 : BINARY_UNITS[m[2].toLowerCase()];
       if (mult === undefined) throw new SizeError(input);
       bytes = Number(m[1]) * mult;
     }
