@@ -45,7 +45,14 @@ export function parseText(text: string, sourceName: string): unknown {
     const msg = oneLine(err.message.split(/ at line \d+, column \d+/)[0]);
     throw new ScenarioError(where, '', `YAML syntax error: ${msg}`);
   }
-  return doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  try {
+    return doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  } catch (e) {
+    // An alias to no anchor, or too many aliases: the document parses but has no value.
+    throw new ScenarioError(sourceName, '', `YAML error: ${oneLine((e as Error).message)}`, {
+      cause: e,
+    });
+  }
 }
 
 /** Validate parsed data against the schema; sizes and counts stay expressions. */

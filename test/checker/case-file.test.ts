@@ -65,6 +65,11 @@ describe('checker case files', () => {
     bad({ version: 2 }, /^f\.yaml: version/);
   });
 
+  it('an alias to no anchor is a YAML error, not a crash', () => {
+    expect(() => parseText('*-\n', 'a.yaml')).toThrow(ScenarioError);
+    expect(() => parseText('*-\n', 'a.yaml')).toThrow(/a\.yaml: YAML error: Unresolved alias/);
+  });
+
   it('never crashes on arbitrary input: accepted, or a ScenarioError', () => {
     fc.assert(
       fc.property(
