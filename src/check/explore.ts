@@ -141,8 +141,6 @@ const RWSEM_FAMILY: Record<number, number> = {
   [L_I_MMAP_READ]: 4,
   [L_I_MMAP_WRITE]: 4,
 };
-/** Events on CPU state: TLBs, IPIs and interrupt-off sections. */
-const CPU_FAMILY = new Set([S_TLB, S_PSC, S_IPI_SYNC, S_RCU_SYNC, L_IRQ_OFF]);
 
 function isRead(e: number): boolean {
   return evOp(e) === OP_READ || evClass(e) === L_RCU;
@@ -150,9 +148,9 @@ function isRead(e: number): boolean {
 
 /**
  * Whether two events of different threads commute. Conservative: page-table entries, page-table
- * locks, folios and CPU state form one family in which only two reads commute, because the code
- * between events may touch any of them under the locks it holds; rwsems conflict only with
- * themselves.
+ * locks, folios and CPU state (TLBs, IPIs, interrupt-off sections) form one family in which only
+ * two reads commute, because the code between events may touch any of them under the locks it
+ * holds; rwsems conflict only with themselves.
  */
 export function independent(a: number, b: number): boolean {
   if (isRead(a) && isRead(b)) return true;
@@ -162,9 +160,7 @@ export function independent(a: number, b: number): boolean {
   const fa = RWSEM_FAMILY[evClass(a)];
   const fb = RWSEM_FAMILY[evClass(b)];
   if (fa !== undefined || fb !== undefined) return fa !== fb || evId(a) !== evId(b);
-  const ca = CPU_FAMILY.has(evClass(a));
-  const cb = CPU_FAMILY.has(evClass(b));
-  if (ca && cb) return false;
+  // Page-table entries and locks, folios, TLBs and IPIs: all one family.
   return false;
 }
 

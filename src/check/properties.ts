@@ -108,7 +108,10 @@ export class Monitor {
   readonly violations: Violation[] = [];
   private readonly cleared = new Map<string, Cleared>();
   /** A write event waiting for its block to run: the entry's value before it. */
-  private readonly pendingWrite = new Map<number, { key: string; wasNone: boolean }>();
+  private readonly pendingWrite = new Map<
+    number,
+    { key: string; cls: number; loc: number; wasNone: boolean }
+  >();
   private readonly enabled: ReadonlySet<PropertyName>;
   private readonly w: CheckWorld;
   private readonly threadVma: ReadonlyArray<Vma | undefined>;
@@ -183,7 +186,7 @@ export class Monitor {
     // it is a violation when the clearing thread later puts its old value back over it.
     const c = this.cleared.get(key);
     if (c && c.thread !== t && none) c.filled.push([t, step, fn]);
-    this.pendingWrite.set(t, { key, wasNone: none });
+    this.pendingWrite.set(t, { key, cls, loc, wasNone: none });
     if (!none) this.crossVma(t, cls, loc, fn, step);
   }
 
@@ -192,9 +195,7 @@ export class Monitor {
     const p = this.pendingWrite.get(t);
     if (!p) return;
     this.pendingWrite.delete(t);
-    const [clsS, locS] = p.key.split(':');
-    const cls = Number(clsS);
-    const loc = Number(locS);
+    const { cls, loc } = p;
     const k = this.w.k;
     const level = cls === S_PMD_ENTRY ? k.pt.pmd : k.pt.pte;
     const none = (level.bits[loc] & E_TYPE_MASK) === E_NONE;
