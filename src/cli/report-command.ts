@@ -9,6 +9,7 @@ import { type ViewInput, parseResult } from '../report/input.ts';
 import { allPlots, svgToPng } from '../report/plots.ts';
 import { renderCompareReport, renderRunReport, runReportJson } from '../report/report-text.ts';
 import { type RunOpts, progressBar, scenarioFor } from './commands.ts';
+import { fileErrorText } from '../scenario/errors.ts';
 import { CliError, type Io, json, writeFileAtomic } from './io.ts';
 
 export interface ReportOpts {
@@ -26,9 +27,7 @@ export function readResult(file: string, allowCheck: boolean): ViewInput {
   try {
     text = readFileSync(file === '-' ? 0 : file, 'utf8');
   } catch (e) {
-    throw new CliError(
-      `${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    );
+    throw new CliError(`${file}: cannot read: ${fileErrorText(e)}`);
   }
   try {
     return parseResult(text, allowCheck);
