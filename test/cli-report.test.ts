@@ -111,7 +111,7 @@ describe('thpsim report', () => {
   it('bad input: one line, exit 1, no plots written', () => {
     const dir = join(tmp, 'bad');
     expect(oneLineError(thpsim(['report', join(tmp, 'missing.json'), '-d', dir]), 1)).toMatch(
-      /missing\.json: cannot read: ENOENT/,
+      /missing\.json: cannot read: no such file \(ENOENT\)/,
     );
     const notRun = join(tmp, 'x.json');
     writeFileSync(notRun, '{"format":"something"}');

@@ -293,7 +293,7 @@ describe('thpsim view', () => {
 
   it('bad input: one line and exit 1', () => {
     expect(oneLineError(thpsim(['view', 'no-such-file.json']), 1)).toMatch(
-      /no-such-file\.json: cannot read: ENOENT/,
+      /no-such-file\.json: cannot read: no such file \(ENOENT\)/,
     );
     expect(oneLineError(thpsim(['view']), 1)).toMatch(/give result files/);
     expect(oneLineError(thpsim(['view', '--port', '70000']), 1)).toMatch(/port/);

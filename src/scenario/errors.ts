@@ -216,12 +216,16 @@ export function firstIssue(issues: readonly z.core.$ZodIssue[], data?: unknown):
   return first;
 }
 
-/** What went wrong reading a file, in words: "no such file", "is a directory", ... */
+/** What went wrong reading a file, in words and the errno name: "no such file (ENOENT)", ... */
 export function fileErrorText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EISDIR') return 'is a directory';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  const words: Record<string, string> = {
+    ENOENT: 'no such file',
+    EISDIR: 'is a directory',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+  };
+  if (code !== undefined && code in words) return `${words[code]} (${code})`;
   return ((e as Error | undefined)?.message ?? String(e)).replace(/\s*\n\s*/g, ' ').trim();
 }
 
