@@ -3,31 +3,19 @@
 // generators cannot be copied) with sleep sets to skip schedules that only reorder independent
 // events. A random mode samples schedules for cases too large to exhaust.
 
-import { LockTable } from '../mm/locks.ts';
+import { LockTable, RWSEM_FAMILY } from '../mm/locks.ts';
 import type { Kernel } from '../mm/kernel.ts';
 import {
-  IRQ_HW_WALK,
-  L_ANON_VMA_READ,
-  L_ANON_VMA_WRITE,
-  L_I_MMAP_READ,
-  L_I_MMAP_WRITE,
-  L_IRQ_OFF,
-  L_MMAP_READ,
-  L_MMAP_WRITE,
   L_RCU,
-  L_VMA_READ,
-  L_VMA_WRITE,
   OP_ACQUIRE,
   OP_DOWNGRADE,
   OP_READ,
   OP_RELEASE,
   OP_TRYLOCK,
   OP_WRITE,
-  S_IPI_SYNC,
   S_PSC,
   S_RCU_SYNC,
   S_TLB,
-  S_VMA_TREE,
   type Step,
   describeEvent,
   evClass,
@@ -129,19 +117,6 @@ interface Node {
 
 // ---- independence ------------------------------------------------------------------------------
 
-/** Lock classes of one rwsem share a family (reader and writer conflict). */
-const RWSEM_FAMILY: Record<number, number> = {
-  [L_MMAP_READ]: 1,
-  [L_MMAP_WRITE]: 1,
-  [S_VMA_TREE]: 1,
-  [L_VMA_READ]: 2,
-  [L_VMA_WRITE]: 2,
-  [L_ANON_VMA_READ]: 3,
-  [L_ANON_VMA_WRITE]: 3,
-  [L_I_MMAP_READ]: 4,
-  [L_I_MMAP_WRITE]: 4,
-};
-
 function isRead(e: number): boolean {
   return evOp(e) === OP_READ || evClass(e) === L_RCU;
 }
@@ -176,21 +151,9 @@ interface Execution {
   schedule: number[];
 }
 
+/** A thread may run its pending event: the model's lock and flush-completion rules decide. */
 function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
-  const e = t.pending!;
-  const op = evOp(e);
-  const cls = evClass(e);
-  if (op === OP_ACQUIRE) return locks.canAcquire(e, t.id);
-  if (cls === S_IPI_SYNC) return !locks.heldByOther(t.id, L_IRQ_OFF);
-  if (cls === S_RCU_SYNC)
-    return !locks.heldByOther(t.id, L_IRQ_OFF) && !locks.heldByOther(t.id, L_RCU);
-  // x86 flushes TLBs with IPIs, which wait for interrupts to be enabled again; arm64 broadcasts
-  // an invalidation that completes after the hardware walks in flight, but not GUP-fast.
-  if ((cls === S_TLB || cls === S_PSC) && op === OP_WRITE)
-    return w.k.geo.arch === 'x86-64'
-      ? !locks.heldByOther(t.id, L_IRQ_OFF)
-      : !locks.heldByOther(t.id, L_IRQ_OFF, IRQ_HW_WALK);
-  return true;
+  return locks.mayComplete(t.pending!, t.id, w.k.geo.arch);
 }
 
 class Runner {
