@@ -9,7 +9,8 @@ import { type ViewInput, parseResult } from '../report/input.ts';
 import { allPlots, svgToPng } from '../report/plots.ts';
 import { renderCompareReport, renderRunReport, runReportJson } from '../report/report-text.ts';
 import { type RunOpts, progressBar, scenarioFor } from './commands.ts';
-import { INPUT_LIMITS, InputTooLargeError, readBoundedText } from '../workload/read-bounded.ts';
+import { fileErrorText } from '../scenario/errors.ts';
+import { INPUT_LIMITS, readBoundedText } from '../workload/read-bounded.ts';
 import { CliError, type Io, json, writeFileAtomic } from './io.ts';
 
 export interface ReportOpts {
@@ -27,9 +28,7 @@ export function readResult(file: string, allowCheck: boolean): ViewInput {
   try {
     text = readBoundedText(file, INPUT_LIMITS.result);
   } catch (e) {
-    throw new CliError(
-      `${file}: cannot read: ${e instanceof InputTooLargeError ? e.message : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)}`,
-    );
+    throw new CliError(`${file}: cannot read: ${fileErrorText(e)}`);
   }
   try {
     return parseResult(text, allowCheck);
