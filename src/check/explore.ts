@@ -26,6 +26,7 @@ import type { Vma } from '../mm/vma.ts';
 import { Monitor, PROPERTIES, type PropertyName, type Violation } from './properties.ts';
 import { ThreadRun } from './thread.ts';
 import { type TraceStep, finishStep, traceStep } from './trace.ts';
+import { GraphSnapshot } from './snapshot.ts';
 import type { CheckWorld } from './world.ts';
 
 export interface ThreadSpec {
@@ -70,6 +71,11 @@ export interface ExploreOptions {
    * search with sleep sets can miss a counterexample (it did, for R1's migration variant).
    */
   sleepSets?: boolean;
+  /**
+   * Build the world with the case's setup() for every execution instead of building it once and
+   * restoring it (the checker before world restore; kept to compare and to test restore).
+   */
+  rebuild?: boolean;
   /** Called every few hundred executions (for a progress bar). */
   onProgress?: (executions: number) => void;
 }
@@ -164,13 +170,28 @@ class Runner {
   events = 0;
 
   readonly sleepSets: boolean;
+  /** Rebuild the world with setup() per execution instead of restoring it (the prior checker). */
+  readonly rebuild: boolean;
+  private world: CheckWorld | null = null;
+  private snapshot: GraphSnapshot | null = null;
 
   constructor(c: CheckCase, o: ExploreOptions, props?: ReadonlySet<PropertyName>) {
     this.c = c;
     this.sleepSets = o.sleepSets ?? false;
+    this.rebuild = o.rebuild ?? false;
     this.props = props ?? new Set(c.properties ?? PROPERTIES);
     this.maxPreemptions = o.maxPreemptions ?? c.maxPreemptions ?? 2;
     this.maxSteps = o.maxSteps ?? c.maxSteps ?? 2000;
+  }
+
+  /** The case's world as setup() builds it: built once, then restored in place. */
+  private freshWorld(): CheckWorld {
+    if (this.rebuild) return this.c.setup();
+    if (!this.world) {
+      this.world = this.c.setup();
+      this.snapshot = new GraphSnapshot(this.world);
+    } else this.snapshot!.restore();
+    return this.world;
   }
 
   /**
@@ -183,7 +204,7 @@ class Runner {
     pick: (node: Node) => number | null,
     withTrace: boolean,
   ): Execution {
-    const w = this.c.setup();
+    const w = this.freshWorld();
     const k: Kernel = w.k;
     if (!(k.sink instanceof LockTable)) throw new Error('check worlds need strictLocks');
     const locks = k.sink;
