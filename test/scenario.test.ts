@@ -177,6 +177,23 @@ describe('scenario schema', () => {
     );
   });
 
+  it('reports a misspelt required field as unknown, with the closest name', () => {
+    expect(errorOf(HEAD + '  - { op: mmap, proc: app, vma: x, szie: 2MiB }\n')).toMatch(
+      /^scenario\.yaml: timeline\[1\]\.szie: unknown field, did you mean "size"\? \(expected one of: op, /,
+    );
+    expect(errorOf(HEAD.replace('name: t', 'nmae: t'))).toMatch(
+      /^scenario\.yaml: nmae: unknown field, did you mean "name"\? /,
+    );
+    // Far from every known name: no guess.
+    expect(errorOf(HEAD + 'colour: blue\n')).not.toMatch(/did you mean/);
+  });
+
+  it('says a directory is a directory', () => {
+    expect(() => loadScenario(import.meta.dirname)).toThrow(
+      `${import.meta.dirname}: is a directory, not a scenario file`,
+    );
+  });
+
   it('reports a missing required field', () => {
     expect(errorOf(HEAD + '  - { op: mmap, proc: app, vma: x }\n')).toBe(
       'scenario.yaml: timeline[1].size: required field is missing (expected a size like "2MiB" or a number of bytes)',

@@ -12,13 +12,13 @@
 //   properties: [transient-none]
 //   expect: [transient-none]
 
-import { readFileSync } from 'node:fs';
+import { INPUT_LIMITS, readBoundedText } from '../workload/read-bounded.ts';
 import { z } from 'zod';
 import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import type { KernelBug } from '../mm/kernel.ts';
 import { doMadvise } from '../mm/madvise.ts';
 import { doMunmap } from '../mm/mmap.ts';
-import { ScenarioError, firstIssue, zodIssueMessage } from '../scenario/errors.ts';
+import { ScenarioError, fileErrorText, firstIssue, zodIssueMessage } from '../scenario/errors.ts';
 import { parseText } from '../scenario/load.ts';
 import { changeHugePmdNuma } from '../walkers/numa-hinting.ts';
 import { gupSlow } from '../walkers/gup-slow.ts';
@@ -161,7 +161,11 @@ function threadSpec(t: ThreadInput, i: number): ThreadSpec {
 export function caseFromInput(data: unknown, source: string): CheckCase {
   const r = CaseFileSchema.safeParse(data);
   if (!r.success) {
-    const { field, detail } = zodIssueMessage(firstIssue(r.error.issues), CaseFileSchema, data);
+    const { field, detail } = zodIssueMessage(
+      firstIssue(r.error.issues, data),
+      CaseFileSchema,
+      data,
+    );
     throw new ScenarioError(source, field, detail);
   }
   const f = r.data;
@@ -202,9 +206,9 @@ export function caseFromInput(data: unknown, source: string): CheckCase {
 export function loadCaseFile(path: string): CheckCase {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path, INPUT_LIMITS.scenario);
   } catch (e) {
-    throw new ScenarioError(path, '', `cannot read: ${(e as Error).message}`);
+    throw new ScenarioError(path, '', `cannot read: ${fileErrorText(e)}`);
   }
   return caseFromInput(parseText(text, path), path);
 }

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import pc from 'picocolors';
+import { isDirectory } from '../scenario/errors.ts';
 
 /** A user-facing error: printed as one line `thpsim: <message>`, exit status 1. */
 export class CliError extends Error {
@@ -55,6 +56,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     dirname(abs),
     `.${basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
   );
+  if (isDirectory(abs)) throw new CliError(`cannot write ${path}: is a directory`);
   try {
     writeFileSync(tmp, data, { flag: 'wx' });
     renameSync(tmp, abs);

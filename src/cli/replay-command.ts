@@ -3,6 +3,7 @@
 import { type Command, Option } from 'commander';
 import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import { GEOMETRY_NAMES, type GeometryName } from '../mm/geometry.ts';
+import { isDirectory } from '../scenario/errors.ts';
 import { PROFILE_NAMES, type ProfileName } from '../mm/profile.ts';
 import { parseSize, formatKb } from '../scenario/size.ts';
 import { damonOps, parseDamonJson, parseDamonPerfScript } from '../workload/damon.ts';
@@ -33,6 +34,7 @@ export interface ReplayOpts {
 }
 
 function guessFormat(file: string): TraceFormat {
+  if (isDirectory(file)) throw new CliError(`${file}: is a directory, not a trace`);
   if (/\.jsonl$/i.test(file)) return 'jsonl';
   if (/json_compressed$/i.test(file)) return 'damon-json';
   if (/lackey/i.test(file)) return 'lackey';

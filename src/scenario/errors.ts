@@ -1,6 +1,8 @@
 // One clear, one-line message per bad scenario: "<source>: <field path>: <what was expected>".
 
+import { statSync } from 'node:fs';
 import { z } from 'zod';
+import { closest } from './did-you-mean.ts';
 import { describeValue } from './size.ts';
 
 export type PathKey = string | number;
@@ -121,9 +123,30 @@ export function zodIssueMessage(
       const obj = schemaAt(schema, path, data);
       const allowed = obj instanceof z.ZodObject ? Object.keys(obj.shape) : [];
       const hint = allowed.length ? ` (expected one of: ${allowed.join(', ')})` : '';
+      // A typo of a field that is also missing is the likeliest meaning: try those first.
+      const here = valueAt(data, path) as Record<string, unknown> | undefined;
+      const given = here && typeof here === 'object' ? here : {};
+      const candidates = [
+        ...allowed.filter((k) => !(k in given)),
+        ...allowed.filter((k) => k in given),
+      ];
+      const mean = (k: string) => {
+        const c = closest(k, candidates);
+        return c === undefined ? '' : `, did you mean "${c}"?`;
+      };
       if (issue.keys.length === 1)
-        return { field: formatPath([...path, issue.keys[0]]), detail: `unknown field${hint}` };
-      return { field, detail: `unknown fields ${list(issue.keys)}${hint}` };
+        return {
+          field: formatPath([...path, issue.keys[0]]),
+          detail: `unknown field${mean(issue.keys[0])}${hint}`,
+        };
+      const means = issue.keys
+        .map((k) => [k, closest(k, candidates)] as const)
+        .filter(([, c]) => c !== undefined)
+        .map(([k, c]) => `"${k}" → "${c}"`);
+      return {
+        field,
+        detail: `unknown fields ${list(issue.keys)}${means.length ? ` (did you mean ${means.join(', ')}?)` : ''}${hint}`,
+      };
     }
     case 'invalid_union': {
       if ('discriminator' in issue && issue.discriminator) {
@@ -171,7 +194,43 @@ export function zodIssueMessage(
   }
 }
 
-/** Pick the issue to report: the version first (a wrong version explains everything else). */
-export function firstIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
-  return issues.find((i) => i.path.length === 1 && i.path[0] === 'version') ?? issues[0];
+/**
+ * Pick the issue to report: the version first (a wrong version explains everything else); then,
+ * when the first issue is a missing field and the same object has an unknown one, the unknown
+ * field (`szie` explains the missing `size`, not the other way round).
+ */
+export function firstIssue(issues: readonly z.core.$ZodIssue[], data?: unknown): z.core.$ZodIssue {
+  const version = issues.find((i) => i.path.length === 1 && i.path[0] === 'version');
+  if (version) return version;
+  const first = issues[0];
+  const path = first.path.filter((k): k is PathKey => typeof k !== 'symbol');
+  if (path.length && valueAt(data, path) === undefined) {
+    const parent = formatPath(path.slice(0, -1));
+    const unknown = issues.find(
+      (i) =>
+        i.code === 'unrecognized_keys' &&
+        formatPath(i.path.filter((k): k is PathKey => typeof k !== 'symbol')) === parent,
+    );
+    if (unknown) return unknown;
+  }
+  return first;
+}
+
+/** What went wrong reading a file, in words: "no such file", "is a directory", ... */
+export function fileErrorText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return ((e as Error | undefined)?.message ?? String(e)).replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Whether path names a directory (checked before a name-based guess, so the message is right). */
+export function isDirectory(path: string): boolean {
+  if (path === '-') return false;
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

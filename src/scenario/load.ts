@@ -1,11 +1,11 @@
 // Read, parse and validate a scenario file. Every failure is a ScenarioError with one line of
 // text naming the file and the field (or the line and column for a syntax error).
 
-import { readFileSync } from 'node:fs';
+import { INPUT_LIMITS, readBoundedText } from '../workload/read-bounded.ts';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { checkScenario } from './check.ts';
-import { ScenarioError, firstIssue, zodIssueMessage } from './errors.ts';
+import { ScenarioError, firstIssue, isDirectory, zodIssueMessage } from './errors.ts';
 import { type ResolveOptions, resolveScenario } from './resolve.ts';
 import { type Scenario, ScenarioSchema, type ScenarioSpec } from './schema.ts';
 
@@ -59,7 +59,11 @@ export function parseText(text: string, sourceName: string): unknown {
 export function validateSpec(data: unknown, sourceName: string): ScenarioSpec {
   const r = ScenarioSchema.safeParse(data, { reportInput: true });
   if (!r.success) {
-    const { field, detail } = zodIssueMessage(firstIssue(r.error.issues), ScenarioSchema, data);
+    const { field, detail } = zodIssueMessage(
+      firstIssue(r.error.issues, data),
+      ScenarioSchema,
+      data,
+    );
     throw new ScenarioError(sourceName, field, detail);
   }
   return r.data;
@@ -107,6 +111,7 @@ export function loadScenario(path: string, opts: ResolveOptions = {}): Scenario 
 }
 
 function readText(path: string): string {
+  if (isDirectory(path)) throw new ScenarioError(path, '', 'is a directory, not a scenario file');
   const ext = extname(path).toLowerCase();
   if (path !== '-' && !(SCENARIO_EXTENSIONS as readonly string[]).includes(ext))
     throw new ScenarioError(
@@ -116,7 +121,7 @@ function readText(path: string): string {
     );
   let text: string;
   try {
-    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+    text = readBoundedText(path, INPUT_LIMITS.scenario);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const detail =

@@ -153,7 +153,11 @@ export function resolveScenario(
         const body: SpecEvent[] = e.do.map((raw, j) => {
           const r = EventSchema.safeParse(raw, { reportInput: true });
           if (!r.success) {
-            const { field, detail } = zodIssueMessage(firstIssue(r.error.issues), EventSchema, raw);
+            const { field, detail } = zodIssueMessage(
+              firstIssue(r.error.issues, raw),
+              EventSchema,
+              raw,
+            );
             fail(
               field
                 ? `${path}.do[${j}]${field.startsWith('[') ? '' : '.'}${field}`
