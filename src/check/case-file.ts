@@ -12,7 +12,7 @@
 //   properties: [transient-none]
 //   expect: [transient-none]
 
-import { readFileSync } from 'node:fs';
+import { INPUT_LIMITS, readBoundedText } from '../workload/read-bounded.ts';
 import { z } from 'zod';
 import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import type { KernelBug } from '../mm/kernel.ts';
@@ -206,7 +206,7 @@ export function caseFromInput(data: unknown, source: string): CheckCase {
 export function loadCaseFile(path: string): CheckCase {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path, INPUT_LIMITS.scenario);
   } catch (e) {
     throw new ScenarioError(path, '', `cannot read: ${fileErrorText(e)}`);
   }

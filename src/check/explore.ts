@@ -3,31 +3,19 @@
 // generators cannot be copied) with sleep sets to skip schedules that only reorder independent
 // events. A random mode samples schedules for cases too large to exhaust.
 
-import { LockTable } from '../mm/locks.ts';
+import { LockTable, RWSEM_FAMILY } from '../mm/locks.ts';
 import type { Kernel } from '../mm/kernel.ts';
 import {
-  IRQ_HW_WALK,
-  L_ANON_VMA_READ,
-  L_ANON_VMA_WRITE,
-  L_I_MMAP_READ,
-  L_I_MMAP_WRITE,
-  L_IRQ_OFF,
-  L_MMAP_READ,
-  L_MMAP_WRITE,
   L_RCU,
-  L_VMA_READ,
-  L_VMA_WRITE,
   OP_ACQUIRE,
   OP_DOWNGRADE,
   OP_READ,
   OP_RELEASE,
   OP_TRYLOCK,
   OP_WRITE,
-  S_IPI_SYNC,
   S_PSC,
   S_RCU_SYNC,
   S_TLB,
-  S_VMA_TREE,
   type Step,
   describeEvent,
   evClass,
@@ -38,6 +26,7 @@ import type { Vma } from '../mm/vma.ts';
 import { Monitor, PROPERTIES, type PropertyName, type Violation } from './properties.ts';
 import { ThreadRun } from './thread.ts';
 import { type TraceStep, finishStep, traceStep } from './trace.ts';
+import { GraphSnapshot } from './snapshot.ts';
 import type { CheckWorld } from './world.ts';
 
 export interface ThreadSpec {
@@ -82,6 +71,11 @@ export interface ExploreOptions {
    * search with sleep sets can miss a counterexample (it did, for R1's migration variant).
    */
   sleepSets?: boolean;
+  /**
+   * Build the world with the case's setup() for every execution instead of building it once and
+   * restoring it (the checker before world restore; kept to compare and to test restore).
+   */
+  rebuild?: boolean;
   /** Called every few hundred executions (for a progress bar). */
   onProgress?: (executions: number) => void;
 }
@@ -129,19 +123,6 @@ interface Node {
 
 // ---- independence ------------------------------------------------------------------------------
 
-/** Lock classes of one rwsem share a family (reader and writer conflict). */
-const RWSEM_FAMILY: Record<number, number> = {
-  [L_MMAP_READ]: 1,
-  [L_MMAP_WRITE]: 1,
-  [S_VMA_TREE]: 1,
-  [L_VMA_READ]: 2,
-  [L_VMA_WRITE]: 2,
-  [L_ANON_VMA_READ]: 3,
-  [L_ANON_VMA_WRITE]: 3,
-  [L_I_MMAP_READ]: 4,
-  [L_I_MMAP_WRITE]: 4,
-};
-
 function isRead(e: number): boolean {
   return evOp(e) === OP_READ || evClass(e) === L_RCU;
 }
@@ -176,21 +157,9 @@ interface Execution {
   schedule: number[];
 }
 
+/** A thread may run its pending event: the model's lock and flush-completion rules decide. */
 function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
-  const e = t.pending!;
-  const op = evOp(e);
-  const cls = evClass(e);
-  if (op === OP_ACQUIRE) return locks.canAcquire(e, t.id);
-  if (cls === S_IPI_SYNC) return !locks.heldByOther(t.id, L_IRQ_OFF);
-  if (cls === S_RCU_SYNC)
-    return !locks.heldByOther(t.id, L_IRQ_OFF) && !locks.heldByOther(t.id, L_RCU);
-  // x86 flushes TLBs with IPIs, which wait for interrupts to be enabled again; arm64 broadcasts
-  // an invalidation that completes after the hardware walks in flight, but not GUP-fast.
-  if ((cls === S_TLB || cls === S_PSC) && op === OP_WRITE)
-    return w.k.geo.arch === 'x86-64'
-      ? !locks.heldByOther(t.id, L_IRQ_OFF)
-      : !locks.heldByOther(t.id, L_IRQ_OFF, IRQ_HW_WALK);
-  return true;
+  return locks.mayComplete(t.pending!, t.id, w.k.geo.arch);
 }
 
 class Runner {
@@ -201,13 +170,28 @@ class Runner {
   events = 0;
 
   readonly sleepSets: boolean;
+  /** Rebuild the world with setup() per execution instead of restoring it (the prior checker). */
+  readonly rebuild: boolean;
+  private world: CheckWorld | null = null;
+  private snapshot: GraphSnapshot | null = null;
 
   constructor(c: CheckCase, o: ExploreOptions, props?: ReadonlySet<PropertyName>) {
     this.c = c;
     this.sleepSets = o.sleepSets ?? false;
+    this.rebuild = o.rebuild ?? false;
     this.props = props ?? new Set(c.properties ?? PROPERTIES);
     this.maxPreemptions = o.maxPreemptions ?? c.maxPreemptions ?? 2;
     this.maxSteps = o.maxSteps ?? c.maxSteps ?? 2000;
+  }
+
+  /** The case's world as setup() builds it: built once, then restored in place. */
+  private freshWorld(): CheckWorld {
+    if (this.rebuild) return this.c.setup();
+    if (!this.world) {
+      this.world = this.c.setup();
+      this.snapshot = new GraphSnapshot(this.world);
+    } else this.snapshot!.restore();
+    return this.world;
   }
 
   /**
@@ -220,7 +204,7 @@ class Runner {
     pick: (node: Node) => number | null,
     withTrace: boolean,
   ): Execution {
-    const w = this.c.setup();
+    const w = this.freshWorld();
     const k: Kernel = w.k;
     if (!(k.sink instanceof LockTable)) throw new Error('check worlds need strictLocks');
     const locks = k.sink;

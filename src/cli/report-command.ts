@@ -1,7 +1,7 @@
 // `thpsim report RUN.json`: tables on stdout, and SVG and PNG plots in a directory (coverage over
 // time, bloat, fragmentation, the PMD heat map). `--scenario` runs a scenario with metrics first.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type RunWithMetrics, runWithMetrics } from '../report/collect.ts';
@@ -10,6 +10,7 @@ import { allPlots, svgToPng } from '../report/plots.ts';
 import { renderCompareReport, renderRunReport, runReportJson } from '../report/report-text.ts';
 import { type RunOpts, progressBar, scenarioFor } from './commands.ts';
 import { fileErrorText } from '../scenario/errors.ts';
+import { INPUT_LIMITS, readBoundedText } from '../workload/read-bounded.ts';
 import { CliError, type Io, json, writeFileAtomic } from './io.ts';
 
 export interface ReportOpts {
@@ -25,7 +26,7 @@ export interface ReportOpts {
 export function readResult(file: string, allowCheck: boolean): ViewInput {
   let text: string;
   try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    text = readBoundedText(file, INPUT_LIMITS.result);
   } catch (e) {
     throw new CliError(`${file}: cannot read: ${fileErrorText(e)}`);
   }

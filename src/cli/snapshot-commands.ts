@@ -1,6 +1,7 @@
 // thpsim snapshot, thpmaps and whatif (src/snapshot/).
 
 import { readFileSync, readdirSync } from 'node:fs';
+import { INPUT_LIMITS, readBounded } from '../workload/read-bounded.ts';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
@@ -35,10 +36,11 @@ function live(pid: number): Snapshot {
   }
 }
 
-export function readSnapshot(file: string): Snapshot {
+/** Read and decode a snapshot file of at most `limit` bytes; every failure is a CliError. */
+export function readSnapshot(file: string, limit: number = INPUT_LIMITS.snapshot): Snapshot {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file);
+    bytes = readBounded(file, limit);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new CliError(

@@ -8,6 +8,7 @@ import {
   L_ANON_VMA_WRITE,
   L_I_MMAP_READ,
   L_I_MMAP_WRITE,
+  IRQ_HW_WALK,
   L_IRQ_OFF,
   L_MMAP_READ,
   L_MMAP_WRITE,
@@ -18,6 +19,12 @@ import {
   OP_DOWNGRADE,
   OP_RELEASE,
   OP_TRYLOCK,
+  OP_WRITE,
+  S_IPI_SYNC,
+  S_PSC,
+  S_RCU_SYNC,
+  S_TLB,
+  S_VMA_TREE,
   describeEvent,
   ev,
   evClass,
@@ -27,19 +34,38 @@ import {
 
 export class LockError extends Error {}
 
-/** Reader classes and the writer class of the same rwsem. */
-const WRITER_OF: Record<number, number> = {
-  [L_MMAP_READ]: L_MMAP_WRITE,
-  [L_ANON_VMA_READ]: L_ANON_VMA_WRITE,
-  [L_I_MMAP_READ]: L_I_MMAP_WRITE,
-  [L_VMA_READ]: L_VMA_WRITE,
-};
-const READER_OF: Record<number, number> = {
-  [L_MMAP_WRITE]: L_MMAP_READ,
-  [L_ANON_VMA_WRITE]: L_ANON_VMA_READ,
-  [L_I_MMAP_WRITE]: L_I_MMAP_READ,
-  [L_VMA_WRITE]: L_VMA_READ,
-};
+/**
+ * The rwsems of the model, each once: its reader class, its writer class, and the shared-state
+ * locations it protects by being held for writing (the VMA tree changes only under the mmap
+ * write lock). Lock semantics and the checker's dependence both derive from this table.
+ */
+const RWSEMS: ReadonlyArray<{ read: number; write: number; guards?: readonly number[] }> = [
+  { read: L_MMAP_READ, write: L_MMAP_WRITE, guards: [S_VMA_TREE] },
+  { read: L_VMA_READ, write: L_VMA_WRITE },
+  { read: L_ANON_VMA_READ, write: L_ANON_VMA_WRITE },
+  { read: L_I_MMAP_READ, write: L_I_MMAP_WRITE },
+];
+
+/** Reader class → writer class of the same rwsem. */
+const WRITER_OF: Record<number, number> = {};
+/** Writer class → reader class of the same rwsem. */
+const READER_OF: Record<number, number> = {};
+/**
+ * The rwsem each class belongs to (1-based index into RWSEMS; reader, writer and guarded
+ * locations share it). Classes outside every family are page-table entries and locks, folios
+ * and CPU state.
+ */
+export const RWSEM_FAMILY: Readonly<Record<number, number>> = {};
+RWSEMS.forEach((r, i) => {
+  WRITER_OF[r.read] = r.write;
+  READER_OF[r.write] = r.read;
+  const fam = RWSEM_FAMILY as Record<number, number>;
+  for (const c of [r.read, r.write, ...(r.guards ?? [])]) fam[c] = i + 1;
+});
+
+/** Architectures whose TLB-flush rules differ (Geometry.arch). */
+export type FlushArch = 'x86-64' | 'arm64';
+
 /** Sections that nest and never exclude anyone. */
 const SHARED_SECTIONS = new Set([L_RCU, L_IRQ_OFF]);
 
@@ -68,6 +94,29 @@ export class LockTable implements EventSink {
     if (reader !== undefined && this.held.has(ev(0, reader, id))) return false;
     const holders = this.held.get(ev(0, cls, id));
     return holders === undefined || holders.length === 0;
+  }
+
+  /**
+   * Whether a write event that waits for other CPUs may complete now:
+   * - tlb_remove_table_sync_one's IPI waits for every interrupts-off section (GUP-fast);
+   * - the end of an RCU grace period waits for RCU readers and interrupts-off sections;
+   * - a TLB flush on x86 is an IPI, so it waits for interrupts to be enabled again on every
+   *   other CPU; arm64 broadcasts the invalidation (TLBI + DSB), which completes after the
+   *   hardware walks in flight but does not wait for GUP-fast's interrupts-off section.
+   * Every other non-acquire event may always go.
+   */
+  mayComplete(e: number, thread: number, arch: FlushArch): boolean {
+    const op = evOp(e);
+    if (op === OP_ACQUIRE) return this.canAcquire(e, thread);
+    const cls = evClass(e);
+    if (cls === S_IPI_SYNC) return !this.heldByOther(thread, L_IRQ_OFF);
+    if (cls === S_RCU_SYNC)
+      return !this.heldByOther(thread, L_IRQ_OFF) && !this.heldByOther(thread, L_RCU);
+    if ((cls === S_TLB || cls === S_PSC) && op === OP_WRITE)
+      return arch === 'x86-64'
+        ? !this.heldByOther(thread, L_IRQ_OFF)
+        : !this.heldByOther(thread, L_IRQ_OFF, IRQ_HW_WALK);
+    return true;
   }
 
   apply(e: number, thread: number): boolean {

@@ -1,7 +1,7 @@
 // Read, parse and validate a scenario file. Every failure is a ScenarioError with one line of
 // text naming the file and the field (or the line and column for a syntax error).
 
-import { readFileSync } from 'node:fs';
+import { INPUT_LIMITS, readBoundedText } from '../workload/read-bounded.ts';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { checkScenario } from './check.ts';
@@ -121,7 +121,7 @@ function readText(path: string): string {
     );
   let text: string;
   try {
-    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+    text = readBoundedText(path, INPUT_LIMITS.scenario);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const detail =

@@ -17,7 +17,7 @@
 // so it is inflated whole, up to a limit (MAX_JSON_BYTES).
 
 import { inflateSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import { INPUT_LIMITS, readBounded } from './read-bounded.ts';
 import { InputError, type LineSource } from './lines.ts';
 import type { ReplayOp } from './replay.ts';
 
@@ -123,7 +123,7 @@ function num(v: unknown, what: string, name: string): number {
 export function parseDamonJson(path: string, bytes?: Buffer): DamonSnapshot[] {
   let data: Buffer;
   try {
-    data = bytes ?? readFileSync(path);
+    data = bytes ?? readBounded(path, INPUT_LIMITS.damon);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new InputError(path, 0, code === 'ENOENT' ? 'no such file' : (e as Error).message);
