@@ -76,6 +76,13 @@ class View implements PropertyView {
   done(u: number): boolean {
     return this.threads[u].done;
   }
+  pending(u: number): number {
+    return this.threads[u].pending ?? -1;
+  }
+  blocked(u: number): boolean {
+    const e = this.threads[u].pending;
+    return e !== null && !this.locks.mayComplete(e, u, this.w.k.geo.arch);
+  }
   cleared(u: number, level?: 'pmd' | 'pte'): boolean {
     return this.mon.clearedBy(
       u,

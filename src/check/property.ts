@@ -39,6 +39,10 @@ export interface PropertyView {
   /** Whether the kernel function `name` is anywhere on thread u's stack. */
   inFn(u: number, name: string): boolean;
   done(u: number): boolean;
+  /** The event thread u waits to perform (-1 once it is done). */
+  pending(u: number): number;
+  /** Whether thread u's pending event cannot complete now (it waits for a lock or a flush). */
+  blocked(u: number): boolean;
   /** Whether an entry thread u cleared (at that level, or either) is still none. */
   cleared(u: number, level?: 'pmd' | 'pte'): boolean;
 }

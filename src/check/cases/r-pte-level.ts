@@ -5,6 +5,8 @@
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { gupWrite } from '../gup-user.ts';
+import type { Property } from '../property.ts';
+import { clearedBy, entryAccess, stepWhile } from '../windows.ts';
 import { tlbUserWrite } from '../world.ts';
 import { DONTNEED_B, FAULT_B, MIGRATE_B, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 
@@ -35,6 +37,7 @@ function pteLevel(
   bugs: KernelBug[],
   expect: CheckCase['expect'],
   geometry: 'x86-64-4k' | 'arm64-4k' = 'x86-64-4k',
+  own: Property[] = [],
 ): CheckCase {
   return {
     id,
@@ -45,10 +48,22 @@ function pteLevel(
       .join(', ')}${bugs.length ? `, with ${bugs.join(', ')}` : ''}, on ${geometry}.`,
     setup: () => pmdWorld({ shared: true, policy: 'pte-level', bugs, written: WRITTEN, geometry }),
     threads,
+    ...(own.length ? { own } : {}),
     maxPreemptions: 2,
     expect,
     rules: [4, 5, 9, 10, 11],
   };
+}
+
+/** Thread t, named `who`, touched the shared table (or, for a CPU, ran) while A's PTEs were cleared. */
+function whileCleared(t: number, id: string, who: string, tableAccess = true): Property {
+  return stepWhile(
+    `${id}-while-a-ptes-cleared`,
+    `${who} ${tableAccess ? 'accessed the page table' : 'ran'} while the collapse had A's PTEs cleared`,
+    t,
+    clearedBy(0, 'pte'),
+    tableAccess ? entryAccess() : undefined,
+  );
 }
 
 export const PTE_LEVEL_B = pteLevel(
@@ -57,6 +72,11 @@ export const PTE_LEVEL_B = pteLevel(
   [collapseA, FAULT_B, MIGRATE_B],
   [],
   'verified',
+  'x86-64-4k',
+  [
+    whileCleared(1, 'fault-b', "B's fault"),
+    whileCleared(2, 'migrate-b', "the migration of B's folio"),
+  ],
 );
 export const PTE_LEVEL_DONTNEED = pteLevel(
   'pte-level-dontneed',
@@ -64,13 +84,21 @@ export const PTE_LEVEL_DONTNEED = pteLevel(
   [collapseA, DONTNEED_B],
   [],
   'verified',
+  'x86-64-4k',
+  [whileCleared(1, 'dontneed-b', 'MADV_DONTNEED on B')],
 );
+const A_WINDOWS = [
+  whileCleared(1, 'gup-fast-a', 'GUP-fast on A[3]'),
+  whileCleared(2, 'user-a', 'the CPU writing A[5]', false),
+];
 export const PTE_LEVEL_A = pteLevel(
   'pte-level-A',
   'GUP-fast and the hardware walker on A itself',
   [collapseA, gupA, userA],
   [],
   'verified',
+  'x86-64-4k',
+  A_WINDOWS,
 );
 export const PTE_LEVEL_A_ARM64 = pteLevel(
   'pte-level-A-arm64',
@@ -79,6 +107,7 @@ export const PTE_LEVEL_A_ARM64 = pteLevel(
   [],
   'verified',
   'arm64-4k',
+  A_WINDOWS,
 );
 /** The order as first written: the pins are counted before the PTEs are cleared. */
 export const PTE_LEVEL_ISOLATE_FIRST = pteLevel(

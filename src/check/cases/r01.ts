@@ -7,9 +7,13 @@
 
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { migrateFolio } from '../../walkers/rmap-walk.ts';
-import { DONTNEED_B, FAULT_B, MIGRATE_B, khugepagedCollapse, pmdWorld } from './common.ts';
+import { DONTNEED_B, FAULT_B, MIGRATE_B, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { PropertyName } from '../properties.ts';
+import type { Property } from '../property.ts';
+import { L_MMAP_READ } from '../../mm/step.ts';
+import { E_TABLE } from '../../mm/pgtable.ts';
+import { entryAccess, holding, migrationEntry, pmdIs, stepWhile } from '../windows.ts';
 
 /** The pages written beforehand: the 64K region of A, a page of A outside it, B's first pages. */
 const WRITTEN_SHARED = [...Array.from({ length: 16 }, (_, i) => i), 20, 256, 257];
@@ -26,6 +30,8 @@ interface R1Variant {
   threads: ThreadSpec[];
   /** The properties this variant checks (all by default). */
   properties?: PropertyName[];
+  /** The race windows a verified variant must reach. */
+  own?: Property[];
   expect: CheckCase['expect'];
 }
 
@@ -43,6 +49,7 @@ function r1(v: R1Variant): CheckCase {
     setup: () => pmdWorld({ shared: true, bugs: v.bugs, written: WRITTEN_SHARED }),
     threads: v.threads,
     ...(v.properties ? { properties: v.properties } : {}),
+    ...(v.own ? { own: v.own } : {}),
     maxPreemptions: 2,
     expect: v.expect,
     rules: [10, 11],
@@ -95,6 +102,22 @@ export const R1_V19 = r1({
   id: 'R1-v19',
   bugs: [],
   threads: [collapseA, FAULT_B, MIGRATE_B, DONTNEED_B],
+  // Each walker of B is in the shared table while khugepaged decides under A's mmap lock.
+  own: (
+    [
+      [1, 'fault', "B's fault"],
+      [2, 'migrate', "the migration of B's folio"],
+      [3, 'dontneed', 'MADV_DONTNEED on B'],
+    ] as const
+  ).map(([t, id, who]) =>
+    stepWhile(
+      `${id}-b-while-collapse-revalidates`,
+      `${who} accessed the shared page table while the collapse of A held the mmap lock to revalidate`,
+      t,
+      holding(0, L_MMAP_READ),
+      entryAccess(),
+    ),
+  ),
   expect: 'verified',
 });
 
@@ -103,6 +126,15 @@ export const R1_V19 = r1({
  * A[0..16) and drops the anon_vma lock early; a migration of A's page 20 (outside the region)
  * restores its PTE while the table is detached, misses it, and leaves the migration entry.
  */
+/** Hugh's window: the table leaves the PMD while page 20 is a migration entry in it. */
+const DETACH_WHILE_MIGRATING = stepWhile(
+  'detach-while-page20-migrating',
+  "the collapse detached A's page table while page 20 was a migration entry in it",
+  0,
+  (v) => pmdIs(vpnBase, E_TABLE)(v) && migrationEntry(v),
+  entryAccess('pmd', 'write'),
+);
+
 function earlyUnlock(
   id: string,
   bugs: KernelBug[],
@@ -121,6 +153,7 @@ function earlyUnlock(
       { name: "migrate A's page 20", run: (w) => migrateFolio(w.k, w.pfns.page20) },
     ],
     ...(properties ? { properties } : {}),
+    ...(broken ? {} : { own: [DETACH_WHILE_MIGRATING] }),
     maxPreemptions: 2,
     expect: broken ? (properties ?? ['quiescence', 'transient-none']) : 'verified',
     rules: [11],

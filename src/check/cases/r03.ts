@@ -5,6 +5,7 @@
 import type { KernelBug } from '../../mm/kernel.ts';
 import { mincoreWalk } from '../../walkers/mincore.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
+import { entryAccess, inside, stepWhile } from '../windows.ts';
 import { tlbUserWrite } from '../world.ts';
 import { pmdWorld, vpnBase } from './common.ts';
 
@@ -31,6 +32,19 @@ function r3(id: string, title: string, bugs: KernelBug[], expect: CheckCase['exp
       return w;
     },
     threads: [fault, walker],
+    ...(expect === 'verified'
+      ? {
+          own: [
+            stepWhile(
+              'walk-while-thp-fault',
+              "mincore read A's PMD while the THP fault was in handle_mm_fault",
+              1,
+              inside(0, 'handle_mm_fault'),
+              entryAccess('pmd', 'read'),
+            ),
+          ],
+        }
+      : {}),
     maxPreemptions: 2,
     expect,
     rules: [7],

@@ -7,6 +7,8 @@ import type { KernelBug } from '../../mm/kernel.ts';
 import { doMadvise } from '../../mm/madvise.ts';
 import { changeHugePmdNuma } from '../../walkers/numa-hinting.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
+import { E_INVALID } from '../../mm/pgtable.ts';
+import { pmdIs, stepWhile } from '../windows.ts';
 import { pmdWorld, vpnBase } from './common.ts';
 
 const numa: ThreadSpec = {
@@ -28,6 +30,18 @@ function r5(id: string, title: string, bugs: KernelBug[], expect: CheckCase['exp
       'A PMD-mapped THP; NUMA hinting makes it PROT_NONE under the mmap read lock while MADV_DONTNEED (VMA read lock) zaps the range.',
     setup: () => pmdWorld({ shared: false, thp: true, bugs, written: [0] }),
     threads: [numa, dontneed],
+    ...(expect === 'verified'
+      ? {
+          own: [
+            stepWhile(
+              'zap-while-pmd-invalidated',
+              "MADV_DONTNEED took a step while NUMA hinting had the THP's PMD invalidated (pmdp_invalidate)",
+              1,
+              pmdIs(vpnBase, E_INVALID),
+            ),
+          ],
+        }
+      : {}),
     // MADV_DONTNEED discards the page by design.
     properties: [
       'transient-none',

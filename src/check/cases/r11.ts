@@ -10,6 +10,7 @@ import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { gupWrite } from '../gup-user.ts';
 import { PROPERTIES } from '../properties.ts';
+import { clearedBy, entryAccess, stepWhile } from '../windows.ts';
 import { khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 
 const WRITTEN = [...Array.from({ length: 16 }, (_, i) => i), 20];
@@ -32,6 +33,15 @@ const munmap: ThreadSpec = {
 /** munmap discards what was written: with it, lost writes are not a property to check. */
 const NOT_LOST = PROPERTIES.filter((p) => p !== 'lost-write');
 
+/** GUP-fast read the PMD before the collapse cleared it and walks the table after. */
+const GUP_IN_DETACHED = stepWhile(
+  'gup-fast-walks-detached-table',
+  "GUP-fast read a PTE of A's table after the collapse had detached it",
+  1,
+  clearedBy(0, 'pmd'),
+  entryAccess('pte', 'read'),
+);
+
 function r11(
   id: string,
   title: string,
@@ -47,6 +57,7 @@ function r11(
       pmdWorld({ shared: false, pmd: true, bugs, written: WRITTEN, geometry: 'arm64-4k' }),
     threads,
     ...(threads.includes(munmap) ? { properties: NOT_LOST } : {}),
+    ...(expect === 'verified' ? { own: [GUP_IN_DETACHED] } : {}),
     // The pin, the collapse's copy and the write through the pin: three switches.
     maxPreemptions: 3,
     expect,

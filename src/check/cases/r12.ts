@@ -7,6 +7,8 @@ import type { KernelBug } from '../../mm/kernel.ts';
 import { doMunmap } from '../../mm/mmap.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { PROPERTIES } from '../properties.ts';
+import { L_PTE_LOCK } from '../../mm/step.ts';
+import { holding, stepWhile } from '../windows.ts';
 import { tlbUserWrite } from '../world.ts';
 import { pmdWorld, vpnBase } from './common.ts';
 
@@ -33,6 +35,18 @@ function r12(id: string, title: string, bugs: KernelBug[], expect: CheckCase['ex
     threads: [user, munmap],
     // munmap discards the data by design.
     properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+    ...(expect === 'verified'
+      ? {
+          own: [
+            stepWhile(
+              'write-while-munmap-zaps',
+              "the CPU accessed A[5] while munmap held A's PTE lock to zap the table",
+              0,
+              holding(1, L_PTE_LOCK),
+            ),
+          ],
+        }
+      : {}),
     maxPreemptions: 2,
     expect,
     rules: [13],

@@ -7,6 +7,7 @@
 import type { KernelBug } from '../../mm/kernel.ts';
 import { doMadvise } from '../../mm/madvise.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
+import { clearedBy, entryAccess, stepWhile } from '../windows.ts';
 import { tlbUserWrite } from '../world.ts';
 import { pmdWorld, vpnBase } from './common.ts';
 
@@ -31,6 +32,19 @@ function r19(id: string, title: string, bugs: KernelBug[], expect: CheckCase['ex
     setup: () => pmdWorld({ shared: false, bugs, written: [0, 1, 2] }),
     threads: [dontneed, fault],
     properties: ['table-lifetime', 'crash', 'deadlock', 'lock-order', 'quiescence'],
+    ...(expect === 'verified'
+      ? {
+          own: [
+            stepWhile(
+              'fault-while-table-reclaimed',
+              'the fault read the page tables after MADV_DONTNEED had cleared the PMD to free the empty table',
+              1,
+              clearedBy(0, 'pmd'),
+              entryAccess(),
+            ),
+          ],
+        }
+      : {}),
     maxPreemptions: 2,
     expect,
     rules: [8],

@@ -11,6 +11,9 @@ import { Machine } from '../../sim/machine.ts';
 import { guardInstall } from '../../walkers/guard.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { PROPERTIES } from '../properties.ts';
+import type { Property } from '../property.ts';
+import { L_MMAP_READ } from '../../mm/step.ts';
+import { clearedBy, holding, stepWhile } from '../windows.ts';
 import { type CheckWorld, newWorld } from '../world.ts';
 
 const MiB = 1 << 20;
@@ -53,6 +56,7 @@ function retractCase(
   other: ThreadSpec,
   expect: CheckCase['expect'],
   rules: number[],
+  own: Property[] = [],
 ): CheckCase {
   return {
     id,
@@ -61,6 +65,7 @@ function retractCase(
     setup: () => fileWorld(bugs),
     threads: [retract, other],
     properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+    ...(own.length ? { own } : {}),
     maxPreemptions: 2,
     expect,
     rules,
@@ -74,6 +79,14 @@ export const R10_KERNEL = retractCase(
   munmap,
   'verified',
   [12, 13],
+  [
+    stepWhile(
+      'munmap-after-retraction',
+      "munmap of the file VMA ran after retraction had cleared the VMA's PMD",
+      1,
+      clearedBy(0, 'pmd'),
+    ),
+  ],
 );
 export const R10_NO_RMAP_LOCK = retractCase(
   'R10-no-rmap-lock',
@@ -90,6 +103,14 @@ export const R20_KERNEL = retractCase(
   guard,
   'verified',
   [20],
+  [
+    stepWhile(
+      'retract-while-guard-install',
+      'retraction took a step while MADV_GUARD_INSTALL held the mmap read lock to install its marker',
+      0,
+      holding(1, L_MMAP_READ),
+    ),
+  ],
 );
 export const R20_NO_RECHECK = retractCase(
   'R20-no-recheck',

@@ -11,6 +11,18 @@ import { migrateFolio } from '../../walkers/rmap-walk.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
 import { PROPERTIES, type PropertyName } from '../properties.ts';
+import type { Property } from '../property.ts';
+import { L_MMAP_WRITE, L_VMA_WRITE } from '../../mm/step.ts';
+import {
+  all,
+  clearedBy,
+  entryAccess,
+  holding,
+  inside,
+  migrationEntry,
+  stepWhile,
+  waitingFor,
+} from '../windows.ts';
 import { gupWrite } from '../gup-user.ts';
 import { tlbUserWrite } from '../world.ts';
 import { PAGE, type WorldOptions, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
@@ -29,6 +41,8 @@ interface Pair {
   broken: readonly PropertyName[];
   rules: number[];
   properties?: readonly PropertyName[];
+  /** The race windows the kernel's form must reach. */
+  windows: Property[];
 }
 
 /** The kernel's form (verified) and the form without the step (a counterexample). */
@@ -40,6 +54,7 @@ function pair(p: Pair): [CheckCase, CheckCase] {
     setup: () => pmdWorld({ ...p.world, bugs }),
     threads: p.threads,
     ...(p.properties ? { properties: p.properties } : {}),
+    ...(expect === 'verified' ? { own: p.windows } : {}),
     maxPreemptions: 2,
     expect,
     rules: p.rules,
@@ -58,6 +73,14 @@ export const [RULE3_KERNEL, RULE3_BROKEN] = pair({
   bug: 'pmd-install-no-recheck',
   broken: ['lost-write', 'table-lifetime', 'quiescence'],
   rules: [3],
+  windows: [
+    stepWhile(
+      'both-install-a-table',
+      'both faults were installing a PTE table (pmd_install) at once',
+      1,
+      all(inside(0, 'pmd_install'), inside(1, 'pmd_install')),
+    ),
+  ],
 });
 
 /** Rule 4: an entry changes only under its table's lock. */
@@ -71,6 +94,15 @@ export const [RULE4_KERNEL, RULE4_BROKEN] = pair({
   bug: 'set-pte-without-ptl',
   broken: ['lost-write', 'quiescence', 'table-lifetime'],
   rules: [4],
+  windows: [
+    stepWhile(
+      'both-fault-the-page',
+      'the second fault read the page tables while the first was in handle_mm_fault on the same page',
+      1,
+      all(inside(0, 'handle_mm_fault'), inside(1, 'handle_mm_fault')),
+      entryAccess(),
+    ),
+  ],
 });
 
 /** Rule 17: operations that conflict with faults write-lock every affected VMA. */
@@ -91,6 +123,14 @@ export const [RULE17_KERNEL, RULE17_BROKEN] = pair({
   bug: 'collapse-no-vma-write-lock',
   broken: ['transient-none', 'lost-write', 'table-lifetime'],
   rules: [17],
+  windows: [
+    stepWhile(
+      'fault-while-vma-write-locked',
+      'the fault in A took a step while the collapse held A write-locked (vma_start_write)',
+      1,
+      holding(0, L_VMA_WRITE),
+    ),
+  ],
 });
 
 /** Rule 19: the lock order (empty-table reclaim only trylocks the PMD lock under the PTE lock). */
@@ -111,6 +151,14 @@ export const [RULE19_KERNEL, RULE19_BROKEN] = pair({
   bug: 'pt-reclaim-pmd-lock-under-ptl',
   broken: ['lock-order', 'deadlock'],
   rules: [19],
+  windows: [
+    stepWhile(
+      'fault-while-table-reclaimed',
+      'the fault took a step while MADV_DONTNEED had cleared the PMD to free the empty table',
+      1,
+      clearedBy(0, 'pmd'),
+    ),
+  ],
   // The zapped pages are gone by design.
   properties: ['lock-order', 'deadlock', 'table-lifetime', 'crash', 'quiescence'],
 });
@@ -136,6 +184,15 @@ export const [RULE1_KERNEL, RULE1_BROKEN] = pair({
   bug: 'walk-without-mmap-lock',
   broken: ['table-lifetime'],
   rules: [1],
+  windows: [
+    stepWhile(
+      'walk-while-munmap-waits',
+      "mincore read A's page tables while munmap waited for the mmap write lock",
+      0,
+      waitingFor(1, L_MMAP_WRITE),
+      entryAccess(),
+    ),
+  ],
   properties: PROPERTIES.filter((p) => p !== 'lost-write'),
 });
 
@@ -157,6 +214,14 @@ export const [RULE2_KERNEL, RULE2_BROKEN] = pair({
   bug: 'migration-restore-populates',
   broken: ['quiescence', 'table-lifetime', 'crash'],
   rules: [2],
+  windows: [
+    stepWhile(
+      'munmap-while-page5-migrating',
+      'munmap of A took a step while page 5 was a migration entry',
+      1,
+      migrationEntry,
+    ),
+  ],
   properties: PROPERTIES.filter((p) => p !== 'lost-write'),
 });
 
@@ -171,6 +236,15 @@ export const [RULE21_KERNEL, RULE21_BROKEN] = pair({
   bug: 'no-stable-check',
   broken: ['quiescence'],
   rules: [21],
+  windows: [
+    stepWhile(
+      'fault-while-reaping',
+      "the fault read A's page tables after the OOM reaper marked the mm unstable, while it reaped",
+      1,
+      (v) => v.w.mms.p.unstable && !v.done(0),
+      entryAccess(),
+    ),
+  ],
   properties: PROPERTIES.filter((p) => p !== 'lost-write'),
 });
 
@@ -226,6 +300,18 @@ export const [RULE14_KERNEL, RULE14_BROKEN] = (() => {
     // The moved pages are read back at their new address by the model's own invariants; the
     // lost-write check knows only the addresses written.
     properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+    ...(bugs.length
+      ? {}
+      : {
+          own: [
+            stepWhile(
+              'move-while-page40-migrating',
+              'mremap took a step while page 40 was a migration entry',
+              0,
+              migrationEntry,
+            ),
+          ],
+        }),
     maxPreemptions: 3,
     expect,
     rules: [14],
@@ -275,6 +361,18 @@ export const [RULE18_KERNEL, RULE18_BROKEN] = (() => {
         run: (w) => doMunmap(w.k, w.mms.p, w.vmas.V1.start, w.vmas.V1.end),
       },
     ],
+    ...(bugs.length
+      ? {}
+      : {
+          own: [
+            stepWhile(
+              'fault-while-neighbour-unmapped',
+              'the first fault of V2 took a step while munmap of V1 held the mmap write lock',
+              0,
+              holding(1, L_MMAP_WRITE),
+            ),
+          ],
+        }),
     maxPreemptions: 2,
     expect,
     rules: [18],
@@ -303,6 +401,15 @@ export const [RULE6_KERNEL, RULE6_BROKEN] = pair({
   bug: 'gup-fast-reread-pmd',
   broken: ['table-lifetime', 'lost-write', 'crash'],
   rules: [6],
+  windows: [
+    stepWhile(
+      'gup-fast-walks-detached-table',
+      "GUP-fast read a PTE of A's table after the collapse had detached it",
+      1,
+      clearedBy(0, 'pmd'),
+      entryAccess('pte', 'read'),
+    ),
+  ],
 });
 
 export const RULE_CASES = [

@@ -10,6 +10,8 @@ import { gupSlow } from '../../walkers/gup-slow.ts';
 import { uffdCopy } from '../../walkers/uffd.ts';
 import type { CheckCase } from '../explore.ts';
 import { PROPERTIES } from '../properties.ts';
+import { L_MMAP_WRITE } from '../../mm/step.ts';
+import { clearedBy, entryAccess, stepWhile, waitingFor } from '../windows.ts';
 import { khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
 
 export const GUP_SLOW_COLLAPSE: CheckCase = {
@@ -39,6 +41,14 @@ export const GUP_SLOW_COLLAPSE: CheckCase = {
       },
     },
   ],
+  own: [
+    stepWhile(
+      'gup-while-collapse-waits',
+      'GUP slow took a step while the collapse waited for the mmap write lock',
+      1,
+      waitingFor(0, L_MMAP_WRITE),
+    ),
+  ],
   maxPreemptions: 2,
   expect: 'verified',
   rules: [9],
@@ -64,6 +74,15 @@ export const UFFD_COPY_RECLAIM: CheckCase = {
   ],
   // MADV_DONTNEED discards what it zaps by design.
   properties: PROPERTIES.filter((p) => p !== 'lost-write'),
+  own: [
+    stepWhile(
+      'copy-while-table-reclaimed',
+      'UFFDIO_COPY read the page tables after MADV_DONTNEED had cleared the PMD to free the empty table',
+      1,
+      clearedBy(0, 'pmd'),
+      entryAccess(),
+    ),
+  ],
   maxPreemptions: 2,
   expect: 'verified',
   rules: [7, 8],
