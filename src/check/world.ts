@@ -68,6 +68,11 @@ export interface CheckWorld {
   expected: Map<string, number>;
   /** Violations the walkers found as they ran (e.g. a write through a stale TLB entry). */
   found: Array<{ property: string; message: string }>;
+  /**
+   * [mm, start vpn, end vpn) ranges a thread may discard by design (MADV_DONTNEED, munmap, a
+   * move): a write there may end unmapped without being lost. Threads add theirs as they start.
+   */
+  discards: Array<[number, number, number]>;
 }
 
 export function newWorld(m: Machine): CheckWorld {
@@ -80,6 +85,7 @@ export function newWorld(m: Machine): CheckWorld {
     tlb: new Tlb(),
     expected: new Map(),
     found: [],
+    discards: [],
   };
 }
 

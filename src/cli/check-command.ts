@@ -12,10 +12,13 @@ import {
   type CheckCase,
   type CheckReport,
   PROPERTY_TEXT,
+  UNMODELLED,
+  WALKERS,
   checkTrace,
   explore,
   formatTrace,
 } from '../check/index.ts';
+import { KERNEL_BUG_TEXT } from '../mm/bugs.ts';
 import { decodeSchedule, encodeSchedule } from '../check/schedule.ts';
 import { type Io, json, oneLine, writeFileAtomic } from './io.ts';
 
@@ -23,6 +26,7 @@ export interface CheckOpts {
   json?: boolean;
   all?: boolean;
   list?: boolean;
+  walkers?: boolean;
   random?: number;
   seed?: number;
   maxPreemptions?: number;
@@ -78,7 +82,38 @@ function stats(r: CheckReport): string {
   return `${r.executions.toLocaleString('en-US')} schedules, ${r.events.toLocaleString('en-US')} steps executed, ${(r.ms / 1000).toFixed(2)} s; bounds: ${r.bounds.preemptions} preemptions, ${r.bounds.maxSteps} steps${r.incomplete ? ' (NOT exhausted: a bound on executions or steps was hit)' : ''}; naive interleavings ~1e${r.naiveLog10.toFixed(1)}, explored/naive ~1e${ratio.toFixed(1)}`;
 }
 
-function render(c: CheckCase, r: CheckReport): string {
+/** `thpsim check --walkers`: the vocabulary of case files and the matrix, and the bug switches. */
+function walkersDoc() {
+  return {
+    format: 'thpsim-check-walkers' as const,
+    version: 1 as const,
+    walkers: WALKERS.map((w) => ({
+      name: w.name,
+      kernel: w.kernel,
+      summary: w.summary,
+      fields: Object.keys(w.args.shape),
+      steps: Object.keys(w.steps),
+    })),
+    notYetModelled: UNMODELLED.map((u) => ({ ...u })),
+    bugs: Object.entries(KERNEL_BUG_TEXT).map(([name, text]) => ({ name, text })),
+  };
+}
+
+function renderWalkers(): string {
+  const d = walkersDoc();
+  const out = ['walkers (threads: { walker: NAME, ...fields }):'];
+  for (const w of d.walkers) {
+    out.push(`  ${w.name.padEnd(17)}${w.kernel.padEnd(24)}fields: ${w.fields.join(', ') || '-'}`);
+    out.push(`    ${w.summary}`);
+  }
+  out.push('', 'not yet modelled:');
+  for (const u of d.notYetModelled) out.push(`  ${u.name} (${u.kernel}): ${u.reason}`);
+  out.push('', 'bug switches (world.bugs):');
+  for (const b of d.bugs) out.push(`  ${b.name}: ${b.text}`);
+  return out.join('\n') + '\n';
+}
+
+function render(c: CheckCase, r: CheckReport, replayName = c.id): string {
   const out = [`${c.id}: ${c.title}`, `  ${c.description}`];
   if (r.ok) {
     out.push(`verified within bounds: ${stats(r)}`);
@@ -89,7 +124,7 @@ function render(c: CheckCase, r: CheckReport): string {
     `counterexample: "${cx.property}" violated (${PROPERTY_TEXT[cx.property]})`,
     `  ${cx.message}`,
     `  found after ${stats(r)}; ${cx.steps.length} steps, ${cx.preemptions} preemptions`,
-    `  replay: thpsim check ${c.id} --replay ${encodeSchedule(cx.schedule)}`,
+    `  replay: thpsim check ${replayName} --replay ${encodeSchedule(cx.schedule)}`,
     '',
     formatTrace(
       c.threads.map((t) => t.name),
@@ -124,6 +159,10 @@ function progress(io: Io, enabled: boolean) {
 }
 
 export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
+  if (o.walkers) {
+    io.out(o.json ? json(walkersDoc()) : renderWalkers());
+    return 0;
+  }
   if (o.list) {
     if (o.json)
       io.out(
@@ -138,12 +177,15 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
     return 0;
   }
   const cases: CheckCase[] = [];
+  /** How the replay hint names each case: its id, or the file it came from. */
+  const replayNames = new Map<CheckCase, string>();
   for (const id of o.all ? CASES.map((c) => c.id) : ids) {
     let c = caseById(id);
     if (!c && (existsSync(id) || /\.(ya?ml|json)$/i.test(id))) {
       // A case file (docs/page-table-walkers.md describes the format).
       try {
         c = loadCaseFile(id);
+        replayNames.set(c, /^[\w./-]+$/.test(id) ? id : `'${id.replace(/'/g, "'\\''")}'`);
       } catch (e) {
         io.err(`thpsim: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
         return 2;
@@ -198,7 +240,7 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
     bar.stop();
     if (!r.ok) failed = true;
     results.push(checkResultJson(c, r));
-    texts.push(render(c, r));
+    texts.push(render(c, r, replayNames.get(c)));
   }
   const doc =
     results.length === 1 ? results[0] : { format: 'thpsim-check-list', version: 1, results };
@@ -216,6 +258,7 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
     .argument('[case...]', 'case ids (thpsim check --list) or case files (.yaml, .yml, .json)')
     .option('--list', 'list the cases')
     .option('--all', 'run every case')
+    .option('--walkers', 'list the walkers case files can name (and the bug switches)')
     .addOption(
       new Option('--random <n>', 'sample n random schedules instead of exploring').argParser(
         positive(10_000_000),
@@ -241,7 +284,7 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
     .option('--json', "print machine-readable JSON (counterexample in the viewer's format)")
     .addHelpText(
       'after',
-      '\nExamples:\n  thpsim check --list\n  thpsim check R1-v5\n  thpsim check R1-v19\n  thpsim check pte-level-isolate-before-clear --json -o trace.json\n  thpsim check --all',
+      '\nExamples:\n  thpsim check --list\n  thpsim check --walkers\n  thpsim check R1-v5\n  thpsim check R1-v19\n  thpsim check pte-level-isolate-before-clear --json -o trace.json\n  thpsim check --all',
     )
     .action((ids: string[], o: CheckOpts) => setExit(checkCommand(io, ids, o)));
 }

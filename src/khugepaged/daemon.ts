@@ -29,7 +29,7 @@ function advanceCursor(k: Kernel, id: number, drop: boolean): void {
 }
 
 /** collapse_scan_mm_slot: scan from the cursor until the budget is spent or the lock dropped. */
-function* scanMmSlot(
+export function* scanMmSlot(
   k: Kernel,
   budget: number,
   cc: CollapseControl,
