@@ -29,6 +29,7 @@ import {
   pteUnmapUnlock,
 } from '../mm/pagewalk.ts';
 import { E_NONE, E_PRESENT, E_TABLE, E_TYPE_MASK, PMD, T_DETACHED } from '../mm/pgtable.ts';
+import { folioPteBatch } from '../mm/pte-batch.ts';
 import { rmapRemovePtes } from '../mm/rmap.ts';
 import {
   L_FOLIO_LOCK,
@@ -490,13 +491,14 @@ function* retractOwnTable(
       break;
     }
     // Batch the run of consecutive pages so the folio never looks partially mapped on the way.
-    let batch = 1;
-    while (
-      i + batch < nr &&
-      pte.type(pteT, i + batch) === E_PRESENT &&
-      pte.getVal(pteT, i + batch) === head + i + batch
-    )
-      batch++;
+    const batch = folioPteBatch(
+      k.folios,
+      head,
+      pte.bits,
+      pte.val,
+      pteT * pte.entriesPerTable + i,
+      nr - i,
+    );
     for (let j = 0; j < batch; j++) pte.clear(pteT, i + j);
     rmapRemovePtes(k, head, head + i, batch, vma);
     mapped += batch;

@@ -49,6 +49,7 @@ import {
   MARKER_POISON,
   PMD,
 } from './pgtable.ts';
+import { folioPteBatch } from './pte-batch.ts';
 import { rmapRemovePmd, rmapRemovePtes } from './rmap.ts';
 import { anonRmapVmas, splitFolio, splitHugePmd } from './split.ts';
 import {
@@ -92,15 +93,9 @@ function madvLruVma(vma: Vma): boolean {
 }
 
 /** madvise_folio_pte_batch: PTEs from index i up to endI mapping consecutive pages of one folio. */
-function pteBatch(k: Kernel, pteT: number, i: number, endI: number, pfn: number, head: number) {
+function pteBatch(k: Kernel, pteT: number, i: number, endI: number, head: number): number {
   const pte = k.pt.pte;
-  const last = head + k.folios.nrPagesOf(head);
-  let nr = 1;
-  while (i + nr < endI && pfn + nr < last) {
-    if (pte.type(pteT, i + nr) !== E_PRESENT || pte.getVal(pteT, i + nr) !== pfn + nr) break;
-    nr++;
-  }
-  return nr;
+  return folioPteBatch(k.folios, head, pte.bits, pte.val, pteT * pte.entriesPerTable + i, endI - i);
 }
 
 interface Resplit {
@@ -232,7 +227,7 @@ function* pageoutPtes(
     const n = f.nrPagesOf(head);
     let nr = 1;
     if (n > 1) {
-      nr = pteBatch(k, pteT, i, endI, pfn, head);
+      nr = pteBatch(k, pteT, i, endI, head);
       if (nr < n) {
         // A large folio not wholly mapped in range: the covered pages go alone.
         const r: Resplit = yield* splitPartlyCovered(k, head, nr, pmdT, pmdI, pteT);
@@ -615,7 +610,7 @@ function* freePtes(
     const n = f.nrPagesOf(head);
     let nr = 1;
     if (n > 1) {
-      nr = pteBatch(k, pteT, i, endI, pfn, head);
+      nr = pteBatch(k, pteT, i, endI, head);
       if (nr < n) {
         // Partly covered: only the covered pages become lazy-free.
         const r: Resplit = yield* splitPartlyCovered(k, head, nr, pmdT, pmdI, pteT);
