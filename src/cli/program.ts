@@ -1,6 +1,7 @@
 // The thpsim command line (commander). Every command has --help and --json; bad input gives one
 // line `thpsim: <message>` on stderr and a non-zero exit status, never a stack trace.
 
+import { RamSizeError } from '../mm/ram.ts';
 import { readFileSync } from 'node:fs';
 import { COLLAPSE_POLICIES } from '../khugepaged/mthp/thresholds.ts';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -201,7 +202,7 @@ export async function runCli(argv: readonly string[], io: Io = processIo): Promi
     return code;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
-    if (e instanceof ScenarioError || e instanceof CliError) {
+    if (e instanceof ScenarioError || e instanceof CliError || e instanceof RamSizeError) {
       io.err(`thpsim: ${oneLine(e.message)}\n`);
       return 1;
     }
