@@ -120,7 +120,7 @@ describe('thpsim collapse', () => {
           '--length',
           '2 megs',
         ]),
-        1,
+        2,
       ),
     ).toBe(
       'thpsim: --length: expected a size like "2MiB", "1pmd" or "(NR/2) pages", got "2 megs" (unknown unit "megs")',
@@ -238,7 +238,7 @@ describe('thpsim run: khugepaged timeline and trace', () => {
           '--geometry',
           'arm64-64k',
         ]),
-        1,
+        2,
       ),
     ).toMatch(
       /skipped on this geometry: collapse_compound_extreme\(\) is skipped where the PMD is larger than 32 MiB/,

@@ -225,6 +225,12 @@ export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number
   const length = sizeOption('length', opts.length, s);
   if (length === 0) throw new CliError('--length: must be greater than 0');
   const r = session.range(opts.proc, opts.vma, offset, length);
+  // madvise(2) on a range the VMA does not cover is ENOMEM in the kernel: here a usage error.
+  const v = session.range(opts.proc, opts.vma);
+  if (r.addr < v.addr || r.addr + r.length > v.addr + v.length || r.length === 0)
+    throw new CliError(
+      `--offset/--length: the range ${formatSize(r.addr - v.addr)}+${formatSize(r.length)} is outside vma "${opts.vma}" (${formatSize(v.length)}); madvise would fail with ENOMEM`,
+    );
   const attempts: PmdAttempt[] = [];
   session.machine.setTrace((e) => {
     const a = session.attemptOf(e);

@@ -2,6 +2,7 @@
 // line `thpsim: <message>` on stderr and a non-zero exit status, never a stack trace.
 
 import { EXIT } from './exit-codes.ts';
+import { RamSizeError } from '../mm/ram.ts';
 import { readFileSync } from 'node:fs';
 import { COLLAPSE_POLICIES } from '../khugepaged/mthp/thresholds.ts';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -203,7 +204,7 @@ export async function runCli(argv: readonly string[], io: Io = processIo): Promi
   } catch (e) {
     // commander has printed its own line for a usage error; --help and --version exit 0.
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.badInput;
-    if (e instanceof ScenarioError || e instanceof CliError) {
+    if (e instanceof ScenarioError || e instanceof CliError || e instanceof RamSizeError) {
       io.err(`thpsim: ${oneLine(e.message)}\n`);
       return e instanceof UnavailableError ? EXIT.unavailable : EXIT.badInput;
     }
