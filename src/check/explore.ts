@@ -23,7 +23,9 @@ import {
   evOp,
 } from '../mm/step.ts';
 import type { Vma } from '../mm/vma.ts';
-import { Monitor, PROPERTIES, type PropertyName, type Violation } from './properties.ts';
+import { type CaseProperties, NO_PROPERTIES, PropertyRun, caseProperties } from './evaluate.ts';
+import { PROPERTY_TEXT, type PropertyName, type Violation } from './properties.ts';
+import type { Property, SometimesResult } from './property.ts';
 import { ThreadRun } from './thread.ts';
 import { type TraceStep, finishStep, traceStep } from './trace.ts';
 import { GraphSnapshot } from './snapshot.ts';
@@ -46,8 +48,13 @@ export interface CheckCase {
   /** A fresh world, the same every time (the explorer replays from it). */
   setup(): CheckWorld;
   threads: ThreadSpec[];
-  /** Properties to check (default: all). */
+  /** The model's properties to check, by name (default: all). */
   properties?: readonly PropertyName[];
+  /**
+   * The case's own properties, checked with the model's. A verified case states at least one
+   * `sometimes`: its race window, reached in some schedule (else the verification is vacuous).
+   */
+  own?: readonly Property[];
   maxPreemptions?: number;
   maxSteps?: number;
   /** 'verified', or the properties one of which a counterexample violates. */
@@ -89,7 +96,9 @@ export interface ExploreOptions {
 }
 
 export interface Counterexample {
-  property: PropertyName;
+  property: string;
+  /** What the property says. */
+  text: string;
   message: string;
   /** The thread of each step, the replayable schedule. */
   schedule: number[];
@@ -101,7 +110,15 @@ export interface Counterexample {
 export interface CheckReport {
   case: string;
   title: string;
+  /** verdict === 'verified'. */
   ok: boolean;
+  /**
+   * 'verified': no counterexample and every `sometimes` reached; 'counterexample'; 'vacuous': no
+   * counterexample, but a `sometimes` never held, so the race window was never reached.
+   */
+  verdict: 'verified' | 'counterexample' | 'vacuous';
+  /** Each `sometimes` of the case, reached or not. */
+  sometimes: SometimesResult[];
   executions: number;
   /** Events executed over all executions. */
   events: number;
@@ -163,7 +180,9 @@ function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
 /** Runs executions of one case (a world built once and restored per execution). */
 export class Runner {
   readonly c: CheckCase;
-  readonly props: ReadonlySet<PropertyName>;
+  readonly props: CaseProperties;
+  /** The first schedule at which each `sometimes` held (over every execution so far). */
+  readonly reached = new Map<string, number[]>();
   readonly maxPreemptions: number;
   readonly maxSteps: number;
   events = 0;
@@ -174,11 +193,11 @@ export class Runner {
   private world: CheckWorld | null = null;
   private snapshot: GraphSnapshot | null = null;
 
-  constructor(c: CheckCase, o: ExploreOptions, props?: ReadonlySet<PropertyName>) {
+  constructor(c: CheckCase, o: ExploreOptions, props?: CaseProperties) {
     this.c = c;
     this.reduction = o.sleepSets ? 'sleep' : (o.reduction ?? 'bounded-sleep');
     this.rebuild = o.rebuild ?? false;
-    this.props = props ?? new Set(c.properties ?? PROPERTIES);
+    this.props = props ?? caseProperties(c.properties, c.own);
     this.maxPreemptions = o.maxPreemptions ?? c.maxPreemptions ?? 2;
     this.maxSteps = o.maxSteps ?? c.maxSteps ?? 2000;
   }
@@ -213,11 +232,20 @@ export class Runner {
       s.vma ? w.vmas[s.vma] : undefined,
     );
     const names = this.c.threads.map((s) => s.name);
-    const mon = new Monitor(w, this.props, vmaOf, names);
-    for (const t of threads) t.advance();
     const nodes: Node[] = [];
     const trace: TraceStep[] = [];
     const schedule: number[] = [];
+    const mon = new PropertyRun(
+      w,
+      locks,
+      this.props,
+      vmaOf,
+      names,
+      threads,
+      (name) => this.reached.has(name),
+      (name, at, t) => this.reached.set(name, t < 0 ? schedule.slice(0, at) : [...schedule, t]),
+    );
+    for (const t of threads) t.advance();
     let prev = -1;
     let preemptions = 0;
     let cut: Execution['cut'] = null;
@@ -228,11 +256,10 @@ export class Runner {
       const crashed = threads.find((t) => t.error);
       if (crashed) {
         const msg = crashed.error instanceof Error ? crashed.error.message : String(crashed.error);
-        mon.violations.push({
-          property: 'crash',
-          message: `${names[crashed.id]}: ${msg}`,
-          step: Math.max(0, step - 1),
-        });
+        mon.report(
+          { property: 'crash', message: `${names[crashed.id]}: ${msg}` },
+          Math.max(0, step - 1),
+        );
       }
       if (mon.violations.length) return fail(mon.violations[0])!;
       const live = threads.filter((t) => !t.done);
@@ -242,18 +269,20 @@ export class Runner {
         last.after.set(last.chosen, enabled.includes(last.chosen));
       }
       if (live.length === 0) {
-        mon.quiescence(step);
+        mon.end(step);
         return (
           fail(mon.violations[0]) ?? { nodes, violation: null, cut, steps: step, trace, schedule }
         );
       }
       if (enabled.length === 0) {
-        if (this.props.has('deadlock'))
-          mon.violations.push({
-            property: 'deadlock',
-            message: `no thread can go on: ${live.map((t) => `${names[t.id]} waits at ${describeEvent(t.pending!)}`).join('; ')}`,
+        if (mon.checks('deadlock'))
+          mon.report(
+            {
+              property: 'deadlock',
+              message: `no thread can go on: ${live.map((t) => `${names[t.id]} waits at ${describeEvent(t.pending!)}`).join('; ')}`,
+            },
             step,
-          });
+          );
         if (mon.violations.length) return fail(mon.violations[0])!;
         return { nodes, violation: null, cut: 'bound', steps: step, trace, schedule };
       }
@@ -380,6 +409,7 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
     const v = ex.violation ?? found.ex.violation!;
     counterexample = {
       property: v.property,
+      text: propertyText(c, v.property),
       message: v.message,
       schedule: found.ex.schedule,
       preemptions: found.bound,
@@ -387,10 +417,22 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
       violationStep: Math.min(v.step, Math.max(0, ex.trace.length - 1)),
     };
   }
+  const sometimes: SometimesResult[] = r.props.sometimes.map((p) => {
+    const at = r.reached.get(p.name);
+    return { name: p.name, text: p.text, reached: !!at, ...(at ? { schedule: at } : {}) };
+  });
+  // A replayed schedule proves what it shows; it is not a search that must reach every window.
+  const verdict: CheckReport['verdict'] = found
+    ? 'counterexample'
+    : !o.replay && sometimes.some((s) => !s.reached)
+      ? 'vacuous'
+      : 'verified';
   return {
     case: c.id,
     title: c.title,
-    ok: !found,
+    ok: verdict === 'verified',
+    verdict,
+    sometimes,
     executions,
     events,
     sleepPruned,
@@ -505,6 +547,11 @@ function cloneNode(n: Node): Node {
   };
 }
 
+/** What a violated property says: the model's text, or the case's own property's. */
+function propertyText(c: CheckCase, name: string): string {
+  return PROPERTY_TEXT[name as PropertyName] ?? c.own?.find((p) => p.name === name)?.text ?? name;
+}
+
 /** Path nodes that only say which thread goes at each step: a schedule to replay. */
 function replayNodes(schedule: readonly number[]): Node[] {
   return schedule.map((chosen) => ({
@@ -532,7 +579,7 @@ function countSwitches(schedule: number[]): number {
  */
 export function naiveLog10(c: CheckCase): number {
   // With no property checked, so that the sequential run goes to its end.
-  const r = new Runner(c, {}, new Set());
+  const r = new Runner(c, {}, NO_PROPERTIES);
   const lengths = new Array<number>(c.threads.length).fill(0);
   const ex = r.run(
     [],

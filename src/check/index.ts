@@ -47,6 +47,15 @@ export {
   type ExploreOptions,
   type Reduction,
 } from './explore.ts';
-export { PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
+export { MODEL_PROPERTIES, PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
+export {
+  type Property,
+  type PropertyKind,
+  type PropertyView,
+  type SometimesResult,
+  always,
+  eventually,
+  sometimes,
+} from './property.ts';
 export { checkTrace, formatTrace } from './trace.ts';
 export type { CheckTrace } from '../report/model.ts';
