@@ -8,6 +8,7 @@ import { FolioTable, PG_DEFERRED, PG_PARTIALLY_MAPPED, PG_ZERO, PG_ANON } from '
 import { type Geometry, type GeometryName, geometry } from './geometry.ts';
 import { BalanceSink, LockTable } from './locks.ts';
 import { PageTables } from './pgtable.ts';
+import { checkRamSize } from './ram.ts';
 import { type KernelProfile, type ProfileName, DEFAULT_PROFILE, profile } from './profile.ts';
 import { Rng } from './rng.ts';
 import { type ThpSettings, defaultSettings } from './settings.ts';
@@ -184,9 +185,7 @@ export class Kernel {
     this.profile = profile(cfg.profile ?? DEFAULT_PROFILE);
     this.settings = defaultSettings(this.geo);
     this.stats = new Stats(this.geo.maxPageOrder);
-    const ram = cfg.ramBytes ?? 1024 * 1024 * 1024;
-    this.nrPages = Math.floor(ram / this.geo.pageSize);
-    if (this.nrPages < 2) throw new Error(`ram must hold at least 2 pages (got ${ram} bytes)`);
+    this.nrPages = checkRamSize(cfg.ramBytes ?? 1024 * 1024 * 1024, this.geo.pageSize);
     this.folios = new FolioTable(this.nrPages);
     this.buddy = new BuddyAllocator(
       this.nrPages,
