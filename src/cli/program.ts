@@ -20,6 +20,8 @@ import {
 import { registerCheck } from './check-command.ts';
 import { registerCompare } from './compare-command.ts';
 import { registerReport } from './report-command.ts';
+import { registerTune } from './tune-command.ts';
+import { registerWorker } from './worker-command.ts';
 import { registerView } from './view-command.ts';
 import { CliError, type Io, oneLine, processIo, UnavailableError } from './io.ts';
 import { addOracleCommand } from './oracle-command.ts';
@@ -190,6 +192,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
 
   addOracleCommand(program, io, setExit);
   registerWorkloadCommands(program, io);
+  registerTune(program, io);
+  registerWorker(program, io);
 
   return program;
 }
