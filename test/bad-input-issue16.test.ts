@@ -61,7 +61,7 @@ describe('RAM sizes the model cannot hold are refused with a reason', () => {
     const header0 = file('h0.jsonl', '{"format":"thpsim-trace","version":1,"ram":"0MiB"}\n' + MMAP);
     const ok = file('ok.jsonl', MMAP);
     const argv = args.map((a) => (a === 'HEADER0' ? header0 : a === 'OK' ? ok : a));
-    const line = oneLineError(thpsim(argv), 1);
+    const line = oneLineError(thpsim(argv), 2);
     expect(line).not.toMatch(/internal error/);
     expect(line).toMatch(msg);
   });
@@ -71,7 +71,7 @@ describe('RAM sizes the model cannot hold are refused with a reason', () => {
       'big.yaml',
       'version: 1\nname: big\nram: 9007199254740991\nprocesses: [{name: a}]\ntimeline:\n  - { op: mmap, proc: a, vma: h, size: 2MiB }\n',
     );
-    const line = oneLineError(thpsim(['run', s]), 1);
+    const line = oneLineError(thpsim(['run', s]), 2);
     expect(line).toMatch(/big\.yaml: .*more than the model can hold/);
   });
 });
@@ -167,9 +167,9 @@ describe('DAMON json_compressed', () => {
 describe('accepted but wrong', () => {
   it('replay of an empty JSON Lines file fails as lackey and DAMON do', () => {
     const empty = file('empty.jsonl', '');
-    expect(oneLineError(thpsim(['replay', empty]), 1)).toMatch(/empty\.jsonl: no events/);
+    expect(oneLineError(thpsim(['replay', empty]), 2)).toMatch(/empty\.jsonl: no events/);
     const headerOnly = file('header.jsonl', '{"format":"thpsim-trace","version":1}\n\n# x\n');
-    expect(oneLineError(thpsim(['replay', headerOnly]), 1)).toMatch(/no events/);
+    expect(oneLineError(thpsim(['replay', headerOnly]), 2)).toMatch(/no events/);
   });
 
   it('collapse --offset 100MiB on a 12 MiB VMA says the range is outside the VMA', () => {
@@ -184,7 +184,7 @@ describe('accepted but wrong', () => {
         '--offset',
         '100MiB',
       ]),
-      1,
+      2,
     );
     expect(line).toMatch(/outside vma "heap" \(12MiB\).*ENOMEM/);
   });

@@ -40,7 +40,13 @@ for (const mod of [
 ])
   registerSteps(mod as Record<string, unknown>);
 
-export { explore, type CheckCase, type CheckReport, type ExploreOptions } from './explore.ts';
+export {
+  explore,
+  type CheckCase,
+  type CheckReport,
+  type ExploreOptions,
+  type Reduction,
+} from './explore.ts';
 export { MODEL_PROPERTIES, PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
 export {
   type Property,

@@ -12,6 +12,7 @@ import { CASES, caseById } from '../check/cases/index.ts';
 import {
   type CheckCase,
   type CheckReport,
+  type Reduction,
   checkTrace,
   explore,
   formatTrace,
@@ -29,6 +30,7 @@ export interface CheckOpts {
   maxExecutions?: number;
   replay?: string;
   sleepSets?: boolean;
+  reduction?: Reduction;
   output?: string;
 }
 
@@ -211,6 +213,7 @@ export function runChecks(io: Io, cases: readonly CheckCase[], o: CheckOpts): nu
         ...(o.maxPreemptions !== undefined ? { maxPreemptions: o.maxPreemptions } : {}),
         ...(o.maxExecutions !== undefined ? { maxExecutions: o.maxExecutions } : {}),
         ...(replay ? { replay } : {}),
+        ...(o.reduction ? { reduction: o.reduction } : {}),
         sleepSets: o.sleepSets ?? false,
         onProgress: bar.onProgress,
       });
@@ -257,10 +260,13 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
       ),
     )
     .option('--replay <schedule>', 're-run one schedule, as printed with a counterexample')
-    .option(
-      '--sleep-sets',
-      'prune with sleep sets (faster; can miss bugs under a preemption bound)',
+    .addOption(
+      new Option(
+        '--reduction <kind>',
+        'bounded-sleep (default): sleep sets corrected for the preemption bound, sound; none: every schedule; sleep: plain sleep sets (can miss bugs under the bound)',
+      ).choices(['bounded-sleep', 'none', 'sleep']),
     )
+    .option('--sleep-sets', 'the same as --reduction sleep (can miss bugs under the bound)')
     .option('-o, --output <file>', 'also write the JSON result to <file> (atomically)')
     .option('--json', "print machine-readable JSON (counterexample in the viewer's format)")
     .addHelpText(

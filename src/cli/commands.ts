@@ -1,6 +1,7 @@
 // The actions behind each CLI command. They print through an Io and throw CliError or
 // ScenarioError for bad input; program.ts turns those into one line on stderr.
 
+import { EXIT } from './exit-codes.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -215,7 +216,7 @@ function sizeOption(name: string, v: string | undefined, s: Scenario): number | 
 
 /**
  * Run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the
- * result of every PMD range. Returns the exit status: 0 if MADV_COLLAPSE returned 0, else 2.
+ * result of every PMD range. Returns the exit status: 0 if MADV_COLLAPSE returned 0, else 1 (a negative result).
  */
 export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number {
   const { scenario: s, source } = scenarioFor(arg, opts);
@@ -263,7 +264,7 @@ export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number
   };
   if (opts.json) {
     io.out(json(out));
-    return c.errno === 0 ? 0 : 2;
+    return c.errno === 0 ? EXIT.ok : EXIT.negative;
   }
   const col = pc.createColors(io.color);
   const lines: string[] = [];
@@ -301,7 +302,7 @@ export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number
     lines.push(t.toString());
   }
   io.out(lines.join('\n') + '\n');
-  return c.errno === 0 ? 0 : 2;
+  return c.errno === 0 ? EXIT.ok : EXIT.negative;
 }
 
 // ---- validate -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // The thpsim command line (commander). Every command has --help and --json; bad input gives one
 // line `thpsim: <message>` on stderr and a non-zero exit status, never a stack trace.
 
+import { EXIT } from './exit-codes.ts';
 import { RamSizeError } from '../mm/ram.ts';
 import { readFileSync } from 'node:fs';
 import { COLLAPSE_POLICIES } from '../khugepaged/mthp/thresholds.ts';
@@ -19,8 +20,10 @@ import {
 import { registerCheck } from './check-command.ts';
 import { registerCompare } from './compare-command.ts';
 import { registerReport } from './report-command.ts';
+import { registerTune } from './tune-command.ts';
+import { registerWorker } from './worker-command.ts';
 import { registerView } from './view-command.ts';
-import { CliError, type Io, oneLine, processIo } from './io.ts';
+import { CliError, type Io, oneLine, processIo, UnavailableError } from './io.ts';
 import { addOracleCommand } from './oracle-command.ts';
 import { registerWorkloadCommands } from './workload-commands.ts';
 
@@ -129,7 +132,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     program
       .command('collapse')
       .description(
-        'run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the result of every PMD range (exit status 2 if MADV_COLLAPSE failed)',
+        'run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the result of every PMD range (exit status 1 if MADV_COLLAPSE failed)',
       )
       .argument('<scenario>', 'scenario file (.yaml, .yml, .json; "-" for stdin) or example name')
       .requiredOption('--proc <name>', 'the process')
@@ -189,6 +192,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
 
   addOracleCommand(program, io, setExit);
   registerWorkloadCommands(program, io);
+  registerTune(program, io);
+  registerWorker(program, io);
 
   return program;
 }
@@ -201,13 +206,14 @@ export async function runCli(argv: readonly string[], io: Io = processIo): Promi
     await program.parseAsync([...argv]);
     return code;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
+    // commander has printed its own line for a usage error; --help and --version exit 0.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.badInput;
     if (e instanceof ScenarioError || e instanceof CliError || e instanceof RamSizeError) {
       io.err(`thpsim: ${oneLine(e.message)}\n`);
-      return 1;
+      return e instanceof UnavailableError ? EXIT.unavailable : EXIT.badInput;
     }
     if (process.env.THPSIM_DEBUG && e instanceof Error && e.stack) io.err(e.stack + '\n');
     io.err(`thpsim: internal error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
-    return 1;
+    return EXIT.internal;
   }
 }

@@ -80,7 +80,15 @@ export type KernelBug =
   /** A fault under the VMA lock alone gives the VMA an anon_vma (rule 18). */
   | 'anon-vma-under-vma-lock'
   /** GUP-fast reads the PMD a second time for the table pointer (rule 6). */
-  | 'gup-fast-reread-pmd';
+  | 'gup-fast-reread-pmd'
+  /** rounds: the freeze drops the PTE lock without flushing the TLB range it froze. */
+  | 'rounds-no-freeze-flush'
+  /** rounds: the install maps the new folio without verifying that every slot is still its own. */
+  | 'rounds-no-verify'
+  /** rounds: an aborted candidate restores every saved slot, zapped or refilled ones too. */
+  | 'rounds-abort-restores-foreign'
+  /** rounds: the table detached at PMD order is freed at once instead of by pte_free_defer. */
+  | 'rounds-free-old-table-now';
 
 export class Kernel {
   readonly geo: Geometry;
@@ -135,6 +143,24 @@ export class Kernel {
     pass: null as null | { progress: number; passThroughHead: number; waitAllowed: boolean },
     /** The once-only warning about max_ptes_none values mTHP collapse does not support. */
     warnedMaxPtesNone: false,
+    /**
+     * The rounds design's cost counters (docs/designs.md's cost model): rounds run, candidates
+     * frozen, pages frozen, and per round the pages copied while its sources were frozen.
+     */
+    rounds: {
+      rounds: 0,
+      frozenCandidates: 0,
+      frozenPages: 0,
+      installed: 0,
+      lightMisses: 0,
+      lockDrops: 0,
+      /** Sum over rounds of the pages the round copied while frozen (sum of c_r). */
+      copiedPages: 0,
+      /** Sum over rounds of frozen pages times pages copied (page-weighted frozen window). */
+      frozenTimesCopied: 0,
+      /** The largest number of pages one round copied while frozen. */
+      maxCopied: 0,
+    },
   };
   /** Which mTHP collapse design runs (the merged one by default). */
   collapsePolicy: CollapsePolicy = 'v19';
