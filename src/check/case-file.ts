@@ -56,6 +56,10 @@ export const KERNEL_BUGS = [
   'move-ptes-no-rmap-lock',
   'anon-vma-under-vma-lock',
   'gup-fast-reread-pmd',
+  'rounds-no-freeze-flush',
+  'rounds-no-verify',
+  'rounds-abort-restores-foreign',
+  'rounds-free-old-table-now',
 ] as const satisfies readonly KernelBug[];
 
 const page = z.number().int().min(0).max(511);

@@ -40,7 +40,22 @@ for (const mod of [
 ])
   registerSteps(mod as Record<string, unknown>);
 
-export { explore, type CheckCase, type CheckReport, type ExploreOptions } from './explore.ts';
-export { PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
+export {
+  explore,
+  type CheckCase,
+  type CheckReport,
+  type ExploreOptions,
+  type Reduction,
+} from './explore.ts';
+export { MODEL_PROPERTIES, PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
+export {
+  type Property,
+  type PropertyKind,
+  type PropertyView,
+  type SometimesResult,
+  always,
+  eventually,
+  sometimes,
+} from './property.ts';
 export { checkTrace, formatTrace } from './trace.ts';
 export type { CheckTrace } from '../report/model.ts';

@@ -5,12 +5,14 @@
 // files register are loaded (dynamic import) only when argv names them, and the actions of the
 // commands registered here import their implementation (commands.ts) when they run.
 
+import { EXIT } from './exit-codes.ts';
+import { RamSizeError } from '../mm/ram.ts';
 import { readFileSync } from 'node:fs';
 import { COLLAPSE_POLICIES } from '../khugepaged/mthp/thresholds.ts';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GEOMETRY_NAMES } from '../mm/geometry.ts';
 import { DEFAULT_PROFILE, PROFILE_NAMES } from '../mm/profile.ts';
-import { CliError, type Io, oneLine, processIo } from './io.ts';
+import { CliError, type Io, oneLine, processIo, UnavailableError } from './io.ts';
 
 /** The implementation of the commands registered in this file, loaded when one runs. */
 const impl = () => import('./commands.ts');
@@ -30,6 +32,8 @@ const LAZY_COMMANDS: Record<string, () => Promise<Register>> = {
   snapshot: async () => (await import('./snapshot-commands.ts')).registerSnapshotCommands,
   thpmaps: async () => (await import('./snapshot-commands.ts')).registerSnapshotCommands,
   whatif: async () => (await import('./snapshot-commands.ts')).registerSnapshotCommands,
+  tune: async () => (await import('./tune-command.ts')).registerTune,
+  worker: async () => (await import('./worker-command.ts')).registerWorker,
 };
 
 /** The commands this file registers itself. */
@@ -186,7 +190,7 @@ export function createProgram(
     program
       .command('collapse')
       .description(
-        'run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the result of every PMD range (exit status 2 if MADV_COLLAPSE failed)',
+        'run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the result of every PMD range (exit status 1 if MADV_COLLAPSE failed)',
       )
       .argument('<scenario>', 'scenario file (.yaml, .yml, .json; "-" for stdin) or example name')
       .requiredOption('--proc <name>', 'the process')
@@ -243,7 +247,7 @@ export function createProgram(
     .addOption(jsonOption())
     .action(async (opts: { json?: boolean }) => (await impl()).examplesCommand(io, opts));
 
-  add('oracle', 'workload', 'replay', 'snapshot', 'thpmaps', 'whatif');
+  add('oracle', 'workload', 'replay', 'snapshot', 'thpmaps', 'whatif', 'tune', 'worker');
 
   return program;
 }
@@ -256,14 +260,15 @@ export async function runCli(argv: readonly string[], io: Io = processIo): Promi
     await program.parseAsync([...argv]);
     return code;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
+    // commander has printed its own line for a usage error; --help and --version exit 0.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.badInput;
     const { ScenarioError } = await import('../scenario/errors.ts');
-    if (e instanceof ScenarioError || e instanceof CliError) {
+    if (e instanceof ScenarioError || e instanceof CliError || e instanceof RamSizeError) {
       io.err(`thpsim: ${oneLine(e.message)}\n`);
-      return 1;
+      return e instanceof UnavailableError ? EXIT.unavailable : EXIT.badInput;
     }
     if (process.env.THPSIM_DEBUG && e instanceof Error && e.stack) io.err(e.stack + '\n');
     io.err(`thpsim: internal error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
-    return 1;
+    return EXIT.internal;
   }
 }

@@ -18,7 +18,7 @@ import {
 import { ThpmapsError, renderThpmaps, thpmaps, thpmapsJson } from '../snapshot/thpmaps.ts';
 import { WhatifError, type WhatifResult, whatif } from '../snapshot/whatif.ts';
 import { scenarioFor } from './commands.ts';
-import { CliError, type Io, json, writeFileAtomic } from './io.ts';
+import { CliError, type Io, json, UnavailableError, writeFileAtomic } from './io.ts';
 import { parseSets } from './replay-command.ts';
 
 function parsePid(v: string): number {
@@ -31,7 +31,10 @@ function live(pid: number): Snapshot {
   try {
     return captureLive(pid);
   } catch (e) {
-    if (e instanceof CaptureError) throw new CliError(e.message, { cause: e });
+    if (e instanceof CaptureError)
+      throw e.unavailable
+        ? new UnavailableError(e.message, { cause: e })
+        : new CliError(e.message, { cause: e });
     throw e;
   }
 }

@@ -13,10 +13,8 @@ import { MmError, exitMmap, mmapWriteUnlock } from './mmap.ts';
 import { vmaPteProt } from './mprotect.ts';
 import { levelIndex, pmdAlloc, pmdTableOf, pteAlloc } from './pagewalk.ts';
 import {
-  B_CONT,
   B_DIRTY,
   B_EXCLUSIVE,
-  B_SOFT_DIRTY,
   B_SPECIAL,
   B_UFFD_WP,
   B_WRITE,
@@ -31,6 +29,7 @@ import {
   MARKER_UFFD_WP,
   PMD,
 } from './pgtable.ts';
+import { FPB_RESPECT_DIRTY, folioPteBatch } from './pte-batch.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapAddPtes } from './rmap.ts';
 import { splitHugePmd } from './split.ts';
 import {
@@ -282,9 +281,6 @@ function* copyPteRange(
   }
 }
 
-/** PTE bits folio_pte_batch ignores when it groups PTEs of one large folio. */
-const BATCH_IGNORED = B_YOUNG | B_WRITE | B_SOFT_DIRTY | B_CONT;
-
 /**
  * copy_present_ptes: duplicate the mapping of one PTE, or of a batch of PTEs mapping consecutive
  * pages of one large folio. Returns the number of PTEs handled, or NEED_PREALLOC.
@@ -314,15 +310,12 @@ function copyPresentPtes(
   const pinned = anon && maybePinned(k, head);
   let nr = 1;
   if (prealloc.pfn === NO_PFN && f.order[head] > 0 && maxNr > 1) {
-    // folio_pte_batch
-    const last = head + (1 << f.order[head]);
-    const limit = Math.min(maxNr, last - pfn, pte.entriesPerTable - i);
-    while (nr < limit) {
-      const b = pte.getBits(srcPteT, i + nr);
-      if ((b & E_TYPE_MASK) !== E_PRESENT || pte.getVal(srcPteT, i + nr) !== pfn + nr) break;
-      if ((b ^ bits) & ~BATCH_IGNORED) break;
-      nr++;
-    }
+    // A private mapping keeps its dirty bits apart (the child's copies keep them); soft-dirty
+    // tracking (VM_SOFTDIRTY) is not modelled, so those bits are never respected.
+    const respect = dst.flags & VM_SHARED ? 0 : FPB_RESPECT_DIRTY;
+    const at = srcPteT * pte.entriesPerTable + i;
+    const max = Math.min(maxNr, pte.entriesPerTable - i);
+    nr = folioPteBatch(f, head, pte.bits, pte.val, at, max, respect);
     if (pinned && anyExclusive(k, pfn, nr)) return NEED_PREALLOC;
   } else if (pinned && f.flags[pfn] & PG_ANON_EXCLUSIVE) {
     if (prealloc.pfn === NO_PFN) return NEED_PREALLOC;

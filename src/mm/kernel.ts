@@ -8,6 +8,7 @@ import { FolioTable, PG_DEFERRED, PG_PARTIALLY_MAPPED, PG_ZERO, PG_ANON } from '
 import { type Geometry, type GeometryName, geometry } from './geometry.ts';
 import { BalanceSink, LockTable } from './locks.ts';
 import { PageTables } from './pgtable.ts';
+import { checkRamSize } from './ram.ts';
 import { type KernelProfile, type ProfileName, DEFAULT_PROFILE, profile } from './profile.ts';
 import { Rng } from './rng.ts';
 import { type ThpSettings, defaultSettings } from './settings.ts';
@@ -79,7 +80,15 @@ export type KernelBug =
   /** A fault under the VMA lock alone gives the VMA an anon_vma (rule 18). */
   | 'anon-vma-under-vma-lock'
   /** GUP-fast reads the PMD a second time for the table pointer (rule 6). */
-  | 'gup-fast-reread-pmd';
+  | 'gup-fast-reread-pmd'
+  /** rounds: the freeze drops the PTE lock without flushing the TLB range it froze. */
+  | 'rounds-no-freeze-flush'
+  /** rounds: the install maps the new folio without verifying that every slot is still its own. */
+  | 'rounds-no-verify'
+  /** rounds: an aborted candidate restores every saved slot, zapped or refilled ones too. */
+  | 'rounds-abort-restores-foreign'
+  /** rounds: the table detached at PMD order is freed at once instead of by pte_free_defer. */
+  | 'rounds-free-old-table-now';
 
 export class Kernel {
   readonly geo: Geometry;
@@ -134,6 +143,24 @@ export class Kernel {
     pass: null as null | { progress: number; passThroughHead: number; waitAllowed: boolean },
     /** The once-only warning about max_ptes_none values mTHP collapse does not support. */
     warnedMaxPtesNone: false,
+    /**
+     * The rounds design's cost counters (docs/designs.md's cost model): rounds run, candidates
+     * frozen, pages frozen, and per round the pages copied while its sources were frozen.
+     */
+    rounds: {
+      rounds: 0,
+      frozenCandidates: 0,
+      frozenPages: 0,
+      installed: 0,
+      lightMisses: 0,
+      lockDrops: 0,
+      /** Sum over rounds of the pages the round copied while frozen (sum of c_r). */
+      copiedPages: 0,
+      /** Sum over rounds of frozen pages times pages copied (page-weighted frozen window). */
+      frozenTimesCopied: 0,
+      /** The largest number of pages one round copied while frozen. */
+      maxCopied: 0,
+    },
   };
   /** Which mTHP collapse design runs (the merged one by default). */
   collapsePolicy: CollapsePolicy = 'v19';
@@ -158,9 +185,7 @@ export class Kernel {
     this.profile = profile(cfg.profile ?? DEFAULT_PROFILE);
     this.settings = defaultSettings(this.geo);
     this.stats = new Stats(this.geo.maxPageOrder);
-    const ram = cfg.ramBytes ?? 1024 * 1024 * 1024;
-    this.nrPages = Math.floor(ram / this.geo.pageSize);
-    if (this.nrPages < 2) throw new Error(`ram must hold at least 2 pages (got ${ram} bytes)`);
+    this.nrPages = checkRamSize(cfg.ramBytes ?? 1024 * 1024 * 1024, this.geo.pageSize);
     this.folios = new FolioTable(this.nrPages);
     this.buddy = new BuddyAllocator(
       this.nrPages,
