@@ -287,7 +287,9 @@ describe('thpsim view', () => {
     expect(d.check?.violation.step).toBe(10);
     expect(() => viewData(io, [], { scenario: 'mthp-creep' })).not.toThrow();
     // A scenario file given as a positional argument is run, as --scenario runs it.
-    const y = viewData(io, [join(ROOT, 'examples/mthp-creep.yaml')], {});
+    const y = viewData(io, [join(ROOT, 'examples/mthp-creep.yaml')], {
+      collapsePolicy: 'v10-scaled',
+    });
     expect(y.title).toBe('mthp-creep.yaml');
     expect(y.run?.metrics?.creep.length).toBeGreaterThan(0);
     expect(() =>
