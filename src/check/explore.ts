@@ -23,10 +23,14 @@ import {
   evOp,
 } from '../mm/step.ts';
 import type { Vma } from '../mm/vma.ts';
-import { Monitor, PROPERTIES, type PropertyName, type Violation } from './properties.ts';
+import { type CaseProperties, NO_PROPERTIES, PropertyRun, caseProperties } from './evaluate.ts';
+import { PROPERTY_TEXT, type PropertyName, type Violation } from './properties.ts';
+import type { Property, SometimesResult } from './property.ts';
 import { ThreadRun } from './thread.ts';
 import { type TraceStep, finishStep, traceStep } from './trace.ts';
 import { GraphSnapshot } from './snapshot.ts';
+import { childSleep } from './reduction/bounded-sleep.ts';
+import type { SearchNode } from './reduction/search-node.ts';
 import type { CheckWorld } from './world.ts';
 
 export interface ThreadSpec {
@@ -44,8 +48,13 @@ export interface CheckCase {
   /** A fresh world, the same every time (the explorer replays from it). */
   setup(): CheckWorld;
   threads: ThreadSpec[];
-  /** Properties to check (default: all). */
+  /** The model's properties to check, by name (default: all). */
   properties?: readonly PropertyName[];
+  /**
+   * The case's own properties, checked with the model's. A verified case states at least one
+   * `sometimes`: its race window, reached in some schedule (else the verification is vacuous).
+   */
+  own?: readonly Property[];
   maxPreemptions?: number;
   maxSteps?: number;
   /** 'verified', or the properties one of which a counterexample violates. */
@@ -53,6 +62,8 @@ export interface CheckCase {
   /** The rules of docs/page-table-walkers.md this case breaks (broken form) or keeps. */
   rules: readonly number[];
 }
+
+export type Reduction = 'bounded-sleep' | 'sleep' | 'none';
 
 export interface ExploreOptions {
   mode?: 'dfs' | 'random';
@@ -66,10 +77,14 @@ export interface ExploreOptions {
   /** Replay one schedule (thread ids, one per step) and return its trace. */
   replay?: number[];
   /**
-   * Prune with sleep sets. Off by default: with a preemption bound, the schedule a sleep set
-   * keeps in place of a pruned one may need more preemptions than the bound allows, so bounded
-   * search with sleep sets can miss a counterexample (it did, for R1's migration variant).
+   * The reduction: 'bounded-sleep' (default) prunes with sleep sets corrected for the preemption
+   * bound (reduction/bounded-sleep.ts), which keep every counterexample the bounded search finds
+   * and its minimal preemption count; 'none' enumerates every schedule within the bound;
+   * 'sleep' is plain sleep sets, which under a preemption bound can miss a counterexample (they
+   * did, for R1's migration variant): kept to show that.
    */
+  reduction?: Reduction;
+  /** The same as reduction: 'sleep' (the prior option). */
   sleepSets?: boolean;
   /**
    * Build the world with the case's setup() for every execution instead of building it once and
@@ -81,7 +96,9 @@ export interface ExploreOptions {
 }
 
 export interface Counterexample {
-  property: PropertyName;
+  property: string;
+  /** What the property says. */
+  text: string;
   message: string;
   /** The thread of each step, the replayable schedule. */
   schedule: number[];
@@ -93,7 +110,15 @@ export interface Counterexample {
 export interface CheckReport {
   case: string;
   title: string;
+  /** verdict === 'verified'. */
   ok: boolean;
+  /**
+   * 'verified': no counterexample and every `sometimes` reached; 'counterexample'; 'vacuous': no
+   * counterexample, but a `sometimes` never held, so the race window was never reached.
+   */
+  verdict: 'verified' | 'counterexample' | 'vacuous';
+  /** Each `sometimes` of the case, reached or not. */
+  sometimes: SometimesResult[];
   executions: number;
   /** Events executed over all executions. */
   events: number;
@@ -109,17 +134,7 @@ export interface CheckReport {
   counterexample?: Counterexample;
 }
 
-interface Node {
-  chosen: number;
-  enabled: number[];
-  /** Pending event per thread at this point (-1: none). */
-  events: number[];
-  sleep: Set<number>;
-  done: Set<number>;
-  preemptionsBefore: number;
-  /** The thread that ran the previous step (-1 at the start). */
-  prev: number;
-}
+type Node = SearchNode;
 
 // ---- independence ------------------------------------------------------------------------------
 
@@ -147,11 +162,11 @@ export function independent(a: number, b: number): boolean {
 
 // ---- one execution -------------------------------------------------------------------------------
 
-interface Execution {
+export interface Execution {
   nodes: Node[];
   violation: Violation | null;
   /** The execution stopped early (sleep set, preemption bound, step bound). */
-  cut: 'sleep' | 'bound' | 'steps' | null;
+  cut: 'sleep' | 'bound' | 'steps' | 'depth' | null;
   steps: number;
   trace: TraceStep[];
   schedule: number[];
@@ -162,24 +177,27 @@ function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
   return locks.mayComplete(t.pending!, t.id, w.k.geo.arch);
 }
 
-class Runner {
+/** Runs executions of one case (a world built once and restored per execution). */
+export class Runner {
   readonly c: CheckCase;
-  readonly props: ReadonlySet<PropertyName>;
+  readonly props: CaseProperties;
+  /** The first schedule at which each `sometimes` held (over every execution so far). */
+  readonly reached = new Map<string, number[]>();
   readonly maxPreemptions: number;
   readonly maxSteps: number;
   events = 0;
 
-  readonly sleepSets: boolean;
+  readonly reduction: Reduction;
   /** Rebuild the world with setup() per execution instead of restoring it (the prior checker). */
   readonly rebuild: boolean;
   private world: CheckWorld | null = null;
   private snapshot: GraphSnapshot | null = null;
 
-  constructor(c: CheckCase, o: ExploreOptions, props?: ReadonlySet<PropertyName>) {
+  constructor(c: CheckCase, o: ExploreOptions, props?: CaseProperties) {
     this.c = c;
-    this.sleepSets = o.sleepSets ?? false;
+    this.reduction = o.sleepSets ? 'sleep' : (o.reduction ?? 'bounded-sleep');
     this.rebuild = o.rebuild ?? false;
-    this.props = props ?? new Set(c.properties ?? PROPERTIES);
+    this.props = props ?? caseProperties(c.properties, c.own);
     this.maxPreemptions = o.maxPreemptions ?? c.maxPreemptions ?? 2;
     this.maxSteps = o.maxSteps ?? c.maxSteps ?? 2000;
   }
@@ -203,6 +221,7 @@ class Runner {
     bound: number,
     pick: (node: Node) => number | null,
     withTrace: boolean,
+    stopAt = Infinity,
   ): Execution {
     const w = this.freshWorld();
     const k: Kernel = w.k;
@@ -213,11 +232,20 @@ class Runner {
       s.vma ? w.vmas[s.vma] : undefined,
     );
     const names = this.c.threads.map((s) => s.name);
-    const mon = new Monitor(w, this.props, vmaOf, names);
-    for (const t of threads) t.advance();
     const nodes: Node[] = [];
     const trace: TraceStep[] = [];
     const schedule: number[] = [];
+    const mon = new PropertyRun(
+      w,
+      locks,
+      this.props,
+      vmaOf,
+      names,
+      threads,
+      (name) => this.reached.has(name),
+      (name, at, t) => this.reached.set(name, t < 0 ? schedule.slice(0, at) : [...schedule, t]),
+    );
+    for (const t of threads) t.advance();
     let prev = -1;
     let preemptions = 0;
     let cut: Execution['cut'] = null;
@@ -228,28 +256,33 @@ class Runner {
       const crashed = threads.find((t) => t.error);
       if (crashed) {
         const msg = crashed.error instanceof Error ? crashed.error.message : String(crashed.error);
-        mon.violations.push({
-          property: 'crash',
-          message: `${names[crashed.id]}: ${msg}`,
-          step: Math.max(0, step - 1),
-        });
+        mon.report(
+          { property: 'crash', message: `${names[crashed.id]}: ${msg}` },
+          Math.max(0, step - 1),
+        );
       }
       if (mon.violations.length) return fail(mon.violations[0])!;
       const live = threads.filter((t) => !t.done);
       const enabled = live.filter((t) => isEnabled(w, locks, t)).map((t) => t.id);
+      if (step > 0) {
+        const last = nodes[step - 1];
+        last.after.set(last.chosen, enabled.includes(last.chosen));
+      }
       if (live.length === 0) {
-        mon.quiescence(step);
+        mon.end(step);
         return (
           fail(mon.violations[0]) ?? { nodes, violation: null, cut, steps: step, trace, schedule }
         );
       }
       if (enabled.length === 0) {
-        if (this.props.has('deadlock'))
-          mon.violations.push({
-            property: 'deadlock',
-            message: `no thread can go on: ${live.map((t) => `${names[t.id]} waits at ${describeEvent(t.pending!)}`).join('; ')}`,
+        if (mon.checks('deadlock'))
+          mon.report(
+            {
+              property: 'deadlock',
+              message: `no thread can go on: ${live.map((t) => `${names[t.id]} waits at ${describeEvent(t.pending!)}`).join('; ')}`,
+            },
             step,
-          });
+          );
         if (mon.violations.length) return fail(mon.violations[0])!;
         return { nodes, violation: null, cut: 'bound', steps: step, trace, schedule };
       }
@@ -257,6 +290,8 @@ class Runner {
         cut = 'steps';
         return { nodes, violation: null, cut, steps: step, trace, schedule };
       }
+      if (step >= stopAt)
+        return { nodes, violation: null, cut: 'depth', steps: step, trace, schedule };
       let node: Node;
       if (step < prefix.length) {
         node = prefix[step];
@@ -265,13 +300,10 @@ class Runner {
       } else {
         const events = threads.map((t) => (t.done ? -1 : t.pending!));
         const parent = nodes[step - 1];
-        const sleep = new Set<number>();
-        if (parent && this.sleepSets) {
-          const pe = parent.events[parent.chosen];
-          for (const s of [...parent.sleep, ...parent.done])
-            if (s !== parent.chosen && events[s] !== -1 && independent(parent.events[s], pe))
-              sleep.add(s);
-        }
+        const sleep =
+          parent && this.reduction !== 'none'
+            ? childSleep(parent, events, independent, this.reduction === 'sleep')
+            : new Set<number>();
         node = {
           chosen: -1,
           enabled,
@@ -280,6 +312,7 @@ class Runner {
           done: new Set(),
           preemptionsBefore: preemptions,
           prev,
+          after: new Map(),
         };
         const choice = pick(node);
         if (choice === null) {
@@ -356,54 +389,17 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
   } else {
     // Iterative context bounding: all schedules with 0 preemptions, then 1, ... so the first
     // counterexample found has as few preemptions as possible.
-    outer: for (let bound = 0; bound <= r.maxPreemptions; bound++) {
-      const pick = (n: Node): number | null => {
-        const cands = n.enabled.filter((t) => !n.sleep.has(t) && !n.done.has(t));
-        if (cands.includes(n.prev)) return n.prev;
-        const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
-        if (prevEnabled && n.preemptionsBefore + 1 > bound) return null;
-        return cands.length ? cands[0] : null;
-      };
-      let prefix: Node[] = [];
-      for (;;) {
-        const ex = r.run(prefix, bound, pick, false);
-        executions++;
-        if (o.onProgress && executions % 256 === 0) o.onProgress(executions);
-        maxDepth = Math.max(maxDepth, ex.steps);
-        if (ex.cut === 'sleep') sleepPruned++;
-        if (ex.cut === 'steps') incomplete = true;
-        if (ex.violation) {
-          found = { ex, bound };
-          break outer;
-        }
-        if (executions >= maxExecutions) {
-          incomplete = true;
-          break outer;
-        }
-        // Backtrack to the deepest node with an untried choice within the bound.
-        const nodes = ex.nodes;
-        let i = nodes.length - 1;
-        for (; i >= 0; i--) {
-          const n = nodes[i];
-          n.done.add(n.chosen);
-          const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
-          const next = n.enabled.find(
-            (t) =>
-              !n.sleep.has(t) &&
-              !n.done.has(t) &&
-              (!prevEnabled || t === n.prev || n.preemptionsBefore + 1 <= bound),
-          );
-          if (next !== undefined) {
-            n.chosen = next;
-            break;
-          }
-        }
-        if (i < 0) break;
-        prefix = nodes.slice(0, i + 1);
-      }
+    const acc: SearchTotals = { executions: 0, sleepPruned: 0, maxDepth: 0, incomplete: false };
+    for (let bound = 0; bound <= r.maxPreemptions && !found; bound++) {
+      const ex = searchBound(r, bound, [], acc, maxExecutions, o.onProgress);
+      if (ex) found = { ex, bound };
+      if (acc.executions >= maxExecutions) break;
     }
+    ({ executions, sleepPruned, maxDepth, incomplete } = acc);
   }
 
+  // The events of the search (not of the traced re-run of its counterexample below).
+  const events = r.events;
   let counterexample: Counterexample | undefined;
   if (found) {
     // Replay the schedule with tracing on.
@@ -413,6 +409,7 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
     const v = ex.violation ?? found.ex.violation!;
     counterexample = {
       property: v.property,
+      text: propertyText(c, v.property),
       message: v.message,
       schedule: found.ex.schedule,
       preemptions: found.bound,
@@ -420,12 +417,24 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
       violationStep: Math.min(v.step, Math.max(0, ex.trace.length - 1)),
     };
   }
+  const sometimes: SometimesResult[] = r.props.sometimes.map((p) => {
+    const at = r.reached.get(p.name);
+    return { name: p.name, text: p.text, reached: !!at, ...(at ? { schedule: at } : {}) };
+  });
+  // A replayed schedule proves what it shows; it is not a search that must reach every window.
+  const verdict: CheckReport['verdict'] = found
+    ? 'counterexample'
+    : !o.replay && sometimes.some((s) => !s.reached)
+      ? 'vacuous'
+      : 'verified';
   return {
     case: c.id,
     title: c.title,
-    ok: !found,
+    ok: verdict === 'verified',
+    verdict,
+    sometimes,
     executions,
-    events: r.events,
+    events,
     sleepPruned,
     maxDepth,
     ms: performance.now() - t0,
@@ -434,6 +443,113 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
     naiveLog10: naiveLog10(c),
     ...(counterexample ? { counterexample } : {}),
   };
+}
+
+/** Counts a search adds up (over bounds, prefixes, workers). */
+export interface SearchTotals {
+  executions: number;
+  sleepPruned: number;
+  maxDepth: number;
+  incomplete: boolean;
+}
+
+/** The DFS's choice at a new node: keep the previous thread, else the first candidate. */
+function boundedPick(bound: number) {
+  return (n: Node): number | null => {
+    const cands = n.enabled.filter((t) => !n.sleep.has(t) && !n.done.has(t));
+    if (cands.includes(n.prev)) return n.prev;
+    const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
+    if (prevEnabled && n.preemptionsBefore + 1 > bound) return null;
+    return cands.length ? cands[0] : null;
+  };
+}
+
+/**
+ * Move the deepest node at or below `floor` with an untried choice within the bound to that
+ * choice; the new prefix, or null when the subtree under nodes[0..floor) is exhausted.
+ */
+function backtrack(nodes: Node[], bound: number, floor: number): Node[] | null {
+  for (let i = nodes.length - 1; i >= floor; i--) {
+    const n = nodes[i];
+    n.done.add(n.chosen);
+    const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
+    const next = n.enabled.find(
+      (t) =>
+        !n.sleep.has(t) &&
+        !n.done.has(t) &&
+        (!prevEnabled || t === n.prev || n.preemptionsBefore + 1 <= bound),
+    );
+    if (next !== undefined) {
+      n.chosen = next;
+      return nodes.slice(0, i + 1);
+    }
+  }
+  return null;
+}
+
+/**
+ * Depth-first search of every schedule within `bound` preemptions that starts with `root` (the
+ * nodes of a schedule prefix, kept as they are; [] for the whole tree). Counts go to `acc`;
+ * returns the first execution that violates a property, or null.
+ */
+export function searchBound(
+  r: Runner,
+  bound: number,
+  root: Node[],
+  acc: SearchTotals,
+  maxExecutions: number,
+  onProgress?: (executions: number) => void,
+): Execution | null {
+  const pick = boundedPick(bound);
+  let prefix: Node[] | null = root;
+  while (prefix) {
+    const ex = r.run(prefix, bound, pick, false);
+    acc.executions++;
+    if (onProgress && acc.executions % 256 === 0) onProgress(acc.executions);
+    acc.maxDepth = Math.max(acc.maxDepth, ex.steps);
+    if (ex.cut === 'sleep') acc.sleepPruned++;
+    if (ex.cut === 'steps') acc.incomplete = true;
+    if (ex.violation) return ex;
+    if (acc.executions >= maxExecutions) {
+      acc.incomplete = true;
+      return null;
+    }
+    prefix = backtrack(ex.nodes, bound, root.length);
+  }
+  return null;
+}
+
+/**
+ * The prefixes of length `depth` of the schedules within `bound` (and the shorter schedules that
+ * end before it), in the order the search meets them, each with the search state (sleep and done
+ * sets) it has there. Exploring each with searchBound covers the bound's search exactly once.
+ */
+export function schedulePrefixes(r: Runner, bound: number, depth: number): Node[][] {
+  const pick = boundedPick(bound);
+  const out: Node[][] = [];
+  let prefix: Node[] | null = [];
+  while (prefix) {
+    const ex = r.run(prefix, bound, pick, false, depth);
+    out.push(ex.nodes.map(cloneNode));
+    prefix = backtrack(ex.nodes, bound, 0);
+  }
+  return out;
+}
+
+function cloneNode(n: Node): Node {
+  return {
+    ...n,
+    enabled: [...n.enabled],
+    events: [...n.events],
+    sleep: new Set(n.sleep),
+    done: new Set(n.done),
+    after: new Map(n.after),
+  };
+}
+
+/** What a violated property says: the model's text, or the case's own property's. */
+function propertyText(c: CheckCase, name: string): string {
+  return PROPERTY_TEXT[name as PropertyName] ?? c.own?.find((p) => p.name === name)?.text ?? name;
 }
 
 /** Path nodes that only say which thread goes at each step: a schedule to replay. */
@@ -446,6 +562,7 @@ function replayNodes(schedule: readonly number[]): Node[] {
     done: new Set(),
     preemptionsBefore: 0,
     prev: -1,
+    after: new Map(),
   }));
 }
 
@@ -460,9 +577,9 @@ function countSwitches(schedule: number[]): number {
  * log10 of (sum n_i)! / prod n_i!: the interleavings of the threads' event sequences, with the
  * lengths from one run in which each thread goes alone to its end in turn.
  */
-function naiveLog10(c: CheckCase): number {
+export function naiveLog10(c: CheckCase): number {
   // With no property checked, so that the sequential run goes to its end.
-  const r = new Runner(c, {}, new Set());
+  const r = new Runner(c, {}, NO_PROPERTIES);
   const lengths = new Array<number>(c.threads.length).fill(0);
   const ex = r.run(
     [],

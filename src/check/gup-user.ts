@@ -2,6 +2,7 @@
 // the pin, unpin. If GUP-fast falls back, the slow path is modelled as a plain user write. And
 // a user of get_user_pages, which pins under the mmap read lock.
 
+import { folioRefFrozen } from '../mm/folio-ref-freeze.ts';
 import { NO_PFN } from '../mm/kernel.ts';
 import { S_FOLIO, type Step, writeShared } from '../mm/step.ts';
 import type { Mm } from '../mm/vma.ts';
@@ -19,7 +20,7 @@ export function* gupWrite(w: CheckWorld, cpu: number, mm: Mm, vpn: number): Step
   const head = k.folios.headOf(pfn);
   // The device writes into the pinned page, then the pin goes.
   yield writeShared(S_FOLIO, head);
-  if (k.folios.refcount[head] === 0)
+  if (k.folios.refcount[head] === 0 && !folioRefFrozen(k.folios, head))
     w.found.push({
       property: 'table-lifetime',
       message: `GUP user writes pfn ${pfn}, which is free`,

@@ -9,8 +9,18 @@ export {
   type CheckReport,
   type ExploreOptions,
   type ThreadSpec,
+  type Reduction,
 } from './explore.ts';
-export { PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
+export { MODEL_PROPERTIES, PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
+export {
+  type Property,
+  type PropertyKind,
+  type PropertyView,
+  type SometimesResult,
+  always,
+  eventually,
+  sometimes,
+} from './property.ts';
 export { checkTrace, formatTrace } from './trace.ts';
 export type { CheckTrace } from '../report/model.ts';
 export { type CheckWorld, Tlb, newWorld, tlbUserWrite } from './world.ts';

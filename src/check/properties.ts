@@ -1,7 +1,8 @@
-// The checker's properties: named predicates over an execution, each switchable. Some watch the
-// events as they happen (a transient none seen, a write to another VMA's entry), the rest judge
-// the state once every thread is done (lost writes, leftover migration entries, the model's
-// invariants). Numbers follow the issue's list and docs/page-table-walkers.md.
+// The model's properties: `always` properties (property.ts has the data type), each switchable by
+// name, and the monitor that gathers their evidence. Some watch the events as they happen (a
+// transient none seen, a write to another VMA's entry), the rest judge the state once every
+// thread is done (lost writes, leftover migration entries, the model's invariants). Numbers
+// follow the issue's list and docs/page-table-walkers.md.
 
 import { checkInvariants } from '../mm/invariants.ts';
 import type { Kernel } from '../mm/kernel.ts';
@@ -41,6 +42,7 @@ import {
   evOp,
 } from '../mm/step.ts';
 import type { Vma } from '../mm/vma.ts';
+import { type Finding, type Property, always } from './property.ts';
 import type { CheckWorld } from './world.ts';
 
 export const PROPERTIES = [
@@ -70,8 +72,27 @@ export const PROPERTY_TEXT: Record<PropertyName, string> = {
   crash: 'the model itself found an impossible state (an assertion of the kernel model)',
 };
 
+/**
+ * The model's properties as data: each holds at a point unless the monitor found evidence
+ * against it there. `crash` is checked whatever a case selects.
+ */
+export const MODEL_PROPERTIES: readonly Property[] = PROPERTIES.map((name) =>
+  always(
+    name,
+    PROPERTY_TEXT[name],
+    (v) => !v.findings.some((f) => f.property === name),
+    (v) => v.findings.find((f) => f.property === name)?.message ?? PROPERTY_TEXT[name],
+  ),
+);
+
+/** The model's property of that name. */
+export function modelProperty(name: PropertyName): Property {
+  return MODEL_PROPERTIES[PROPERTIES.indexOf(name)];
+}
+
 export interface Violation {
-  property: PropertyName;
+  /** A model property's name, or a case's own. */
+  property: string;
   message: string;
   /** The step (index into the execution) at which it was seen. */
   step: number;
@@ -97,22 +118,23 @@ const RANK: Record<number, number> = {
 
 interface Cleared {
   thread: number;
+  cls: number;
   /** Reads of the none entry by walkers that are not excluded: [thread, step, fn]. */
   seen: Array<[number, number, string]>;
   /** Other threads that filled it meanwhile. */
   filled: Array<[number, number, string]>;
 }
 
-/** Per-execution watcher of the event-time properties. */
+/** Per-execution watcher gathering the evidence for the model's properties (as findings). */
 export class Monitor {
-  readonly violations: Violation[] = [];
+  /** Evidence found since the evaluator last looked; it empties this. */
+  readonly findings: Array<Finding & { step: number }> = [];
   private readonly cleared = new Map<string, Cleared>();
   /** A write event waiting for its block to run: the entry's value before it. */
   private readonly pendingWrite = new Map<
     number,
     { key: string; cls: number; loc: number; wasNone: boolean }
   >();
-  private readonly enabled: ReadonlySet<PropertyName>;
   private readonly w: CheckWorld;
   private readonly threadVma: ReadonlyArray<Vma | undefined>;
   private readonly threadNames: readonly string[];
@@ -120,12 +142,10 @@ export class Monitor {
 
   constructor(
     w: CheckWorld,
-    enabled: ReadonlySet<PropertyName>,
     threadVma: ReadonlyArray<Vma | undefined>,
     threadNames: readonly string[],
   ) {
     this.w = w;
-    this.enabled = enabled;
     this.threadVma = threadVma;
     this.threadNames = threadNames;
     for (const [name, v] of Object.entries(w.vmas)) this.vmaNames.set(v, name);
@@ -136,7 +156,14 @@ export class Monitor {
   }
 
   private report(property: PropertyName, message: string, step: number): void {
-    if (this.enabled.has(property)) this.violations.push({ property, message, step });
+    this.findings.push({ property, message, step });
+  }
+
+  /** Whether an entry thread t cleared (of class cls, or any) is still none. */
+  clearedBy(t: number, cls?: number): boolean {
+    for (const c of this.cleared.values())
+      if (c.thread === t && (cls === undefined || c.cls === cls)) return true;
+    return false;
   }
 
   /** Before thread t performs event e (fn: its kernel function), at step `step`. */
@@ -199,7 +226,7 @@ export class Monitor {
     const k = this.w.k;
     const level = cls === S_PMD_ENTRY ? k.pt.pmd : k.pt.pte;
     const none = (level.bits[loc] & E_TYPE_MASK) === E_NONE;
-    if (!p.wasNone && none) this.cleared.set(p.key, { thread: t, seen: [], filled: [] });
+    if (!p.wasNone && none) this.cleared.set(p.key, { thread: t, cls, seen: [], filled: [] });
     else if (!p.wasNone && !none) {
       // Overwritten while cleared by this thread: whoever filled it in between is undone.
       const c = this.cleared.get(p.key);

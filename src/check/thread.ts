@@ -70,4 +70,10 @@ export class ThreadRun {
     }
     return fallback;
   }
+
+  /** Whether the registered kernel function `name` is anywhere on the thread's stack. */
+  inFn(name: string): boolean {
+    for (const g of this.stack) if (stepName(g) === name) return true;
+    return false;
+  }
 }

@@ -3,6 +3,7 @@
 // and a stale read can be told apart at the end).
 
 import { faultUser, hwAccess, VM_FAULT_OOM, VM_FAULT_SIGSEGV } from '../mm/fault.ts';
+import { folioRefFrozen } from '../mm/folio-ref-freeze.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
 import { levelIndex, pmdTableOf } from '../mm/pagewalk.ts';
 import { E_TABLE, PMD, T_LINKED } from '../mm/pgtable.ts';
@@ -100,7 +101,9 @@ export function* tlbUserWrite(w: CheckWorld, cpu: number, mm: Mm, vpn: number): 
     yield readShared(S_TLB, mm.id);
     const hit = w.tlb.lookup(cpu, mm.id, vpn);
     if (hit !== undefined) {
-      if (k.folios.refcount[k.folios.headOf(hit)] === 0)
+      // A frozen folio (folio_ref_freeze, before the freezer's flush) is still allocated.
+      const head = k.folios.headOf(hit);
+      if (k.folios.refcount[head] === 0 && !folioRefFrozen(k.folios, head))
         w.found.push({
           property: 'stale-tlb',
           message: `CPU ${cpu} wrote vpn ${vpn} through a TLB entry to pfn ${hit}, which is free`,

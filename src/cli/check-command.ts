@@ -1,6 +1,7 @@
 // `thpsim check`: explore the interleavings of a checker case and print the verdict, with the
-// shortest counterexample found as numbered steps. Exit status: 0 verified within the bounds,
-// 1 counterexample, 2 bad input.
+// shortest counterexample found as numbered steps, and which of the case's `sometimes` (its race
+// windows) were reached. Exit status: 0 verified within the bounds, 1 counterexample or vacuous
+// (a race window never reached), 2 bad input.
 
 import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
@@ -11,7 +12,7 @@ import { CASES, caseById } from '../check/cases/index.ts';
 import {
   type CheckCase,
   type CheckReport,
-  PROPERTY_TEXT,
+  type Reduction,
   UNMODELLED,
   WALKERS,
   checkTrace,
@@ -33,6 +34,7 @@ export interface CheckOpts {
   maxExecutions?: number;
   replay?: string;
   sleepSets?: boolean;
+  reduction?: Reduction;
   output?: string;
 }
 
@@ -47,11 +49,14 @@ function positive(max: number) {
 
 /** The JSON form of one case's result; `counterexample` is the viewer's CheckTrace. */
 export function checkResultJson(c: CheckCase, r: CheckReport) {
-  const { counterexample, ...rest } = r;
+  const { counterexample, sometimes, ...rest } = r;
   return {
     format: 'thpsim-check' as const,
     version: 1 as const,
     ...rest,
+    sometimes: sometimes.map(({ schedule, ...s }) =>
+      schedule ? { ...s, schedule: encodeSchedule(schedule) } : s,
+    ),
     description: c.description,
     expected: c.expect,
     asExpected: asExpected(c, r),
@@ -74,12 +79,21 @@ export function checkResultJson(c: CheckCase, r: CheckReport) {
 
 function asExpected(c: CheckCase, r: CheckReport): boolean {
   if (c.expect === 'verified') return r.ok;
-  return !r.ok && c.expect.includes(r.counterexample!.property);
+  return !!r.counterexample && (c.expect as readonly string[]).includes(r.counterexample.property);
 }
 
 function stats(r: CheckReport): string {
   const ratio = Math.log10(Math.max(1, r.executions)) - r.naiveLog10;
   return `${r.executions.toLocaleString('en-US')} schedules, ${r.events.toLocaleString('en-US')} steps executed, ${(r.ms / 1000).toFixed(2)} s; bounds: ${r.bounds.preemptions} preemptions, ${r.bounds.maxSteps} steps${r.incomplete ? ' (NOT exhausted: a bound on executions or steps was hit)' : ''}; naive interleavings ~1e${r.naiveLog10.toFixed(1)}, explored/naive ~1e${ratio.toFixed(1)}`;
+}
+
+/** One line per `sometimes`: reached (with the schedule that first did) or not. */
+function renderSometimes(c: CheckCase, r: CheckReport): string[] {
+  return r.sometimes.map((s) =>
+    s.reached
+      ? `  sometimes "${s.name}" reached: ${s.text}${s.schedule ? ` (first by: thpsim check ${replayName(c)} --replay ${encodeSchedule(s.schedule)})` : ''}`
+      : `  sometimes "${s.name}" NOT reached: ${s.text}`,
+  );
 }
 
 /** `thpsim check --walkers`: the vocabulary of case files and the matrix, and the bug switches. */
@@ -113,18 +127,32 @@ function renderWalkers(): string {
   return out.join('\n') + '\n';
 }
 
-function render(c: CheckCase, r: CheckReport, replayName = c.id): string {
+/** How a replay hint names a case: its id, or the file it came from. */
+const replayNames = new WeakMap<CheckCase, string>();
+
+function replayName(c: CheckCase): string {
+  return replayNames.get(c) ?? c.id;
+}
+
+function render(c: CheckCase, r: CheckReport): string {
   const out = [`${c.id}: ${c.title}`, `  ${c.description}`];
-  if (r.ok) {
-    out.push(`verified within bounds: ${stats(r)}`);
+  if (r.verdict === 'verified') {
+    out.push(`verified within bounds: ${stats(r)}`, ...renderSometimes(c, r));
+    return out.join('\n') + '\n';
+  }
+  if (r.verdict === 'vacuous') {
+    out.push(
+      `vacuous: no counterexample, but a race window was never reached, so nothing was shown: ${stats(r)}`,
+      ...renderSometimes(c, r),
+    );
     return out.join('\n') + '\n';
   }
   const cx = r.counterexample!;
   out.push(
-    `counterexample: "${cx.property}" violated (${PROPERTY_TEXT[cx.property]})`,
+    `counterexample: "${cx.property}" violated (${cx.text})`,
     `  ${cx.message}`,
     `  found after ${stats(r)}; ${cx.steps.length} steps, ${cx.preemptions} preemptions`,
-    `  replay: thpsim check ${replayName} --replay ${encodeSchedule(cx.schedule)}`,
+    `  replay: thpsim check ${replayName(c)} --replay ${encodeSchedule(cx.schedule)}`,
     '',
     formatTrace(
       c.threads.map((t) => t.name),
@@ -177,8 +205,6 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
     return 0;
   }
   const cases: CheckCase[] = [];
-  /** How the replay hint names each case: its id, or the file it came from. */
-  const replayNames = new Map<CheckCase, string>();
   for (const id of o.all ? CASES.map((c) => c.id) : ids) {
     let c = caseById(id);
     if (!c && (existsSync(id) || /\.(ya?ml|json)$/i.test(id))) {
@@ -203,6 +229,11 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
     io.err('thpsim: name a case (thpsim check --list), or use --all\n');
     return 2;
   }
+  return runChecks(io, cases, o);
+}
+
+/** Explore the given cases and print their verdicts; the exit status as checkCommand's. */
+export function runChecks(io: Io, cases: readonly CheckCase[], o: CheckOpts): number {
   let replay: number[] | undefined;
   if (o.replay !== undefined) {
     if (cases.length !== 1) {
@@ -229,6 +260,7 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
         ...(o.maxPreemptions !== undefined ? { maxPreemptions: o.maxPreemptions } : {}),
         ...(o.maxExecutions !== undefined ? { maxExecutions: o.maxExecutions } : {}),
         ...(replay ? { replay } : {}),
+        ...(o.reduction ? { reduction: o.reduction } : {}),
         sleepSets: o.sleepSets ?? false,
         onProgress: bar.onProgress,
       });
@@ -240,7 +272,7 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
     bar.stop();
     if (!r.ok) failed = true;
     results.push(checkResultJson(c, r));
-    texts.push(render(c, r, replayNames.get(c)));
+    texts.push(render(c, r));
   }
   const doc =
     results.length === 1 ? results[0] : { format: 'thpsim-check-list', version: 1, results };
@@ -253,7 +285,7 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
   program
     .command('check')
     .description(
-      'explore every interleaving (within bounds) of a checker case: walkers and collapse racing on shared page tables; prints "verified" or the shortest counterexample as numbered steps (exit 0 verified, 1 counterexample, 2 bad input)',
+      'explore every interleaving (within bounds) of a checker case: walkers and collapse racing on shared page tables; prints "verified" (with the race windows reached) or the shortest counterexample as numbered steps (exit 0 verified, 1 counterexample or vacuous: a race window never reached, 2 bad input)',
     )
     .argument('[case...]', 'case ids (thpsim check --list) or case files (.yaml, .yml, .json)')
     .option('--list', 'list the cases')
@@ -276,10 +308,13 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
       ),
     )
     .option('--replay <schedule>', 're-run one schedule, as printed with a counterexample')
-    .option(
-      '--sleep-sets',
-      'prune with sleep sets (faster; can miss bugs under a preemption bound)',
+    .addOption(
+      new Option(
+        '--reduction <kind>',
+        'bounded-sleep (default): sleep sets corrected for the preemption bound, sound; none: every schedule; sleep: plain sleep sets (can miss bugs under the bound)',
+      ).choices(['bounded-sleep', 'none', 'sleep']),
     )
+    .option('--sleep-sets', 'the same as --reduction sleep (can miss bugs under the bound)')
     .option('-o, --output <file>', 'also write the JSON result to <file> (atomically)')
     .option('--json', "print machine-readable JSON (counterexample in the viewer's format)")
     .addHelpText(

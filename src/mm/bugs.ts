@@ -42,6 +42,14 @@ export const KERNEL_BUG_TEXT = {
   'anon-vma-under-vma-lock':
     'A fault under the VMA lock alone gives the VMA an anon_vma (rule 18).',
   'gup-fast-reread-pmd': 'GUP-fast reads the PMD a second time for the table pointer (rule 6).',
+  'rounds-no-freeze-flush':
+    'rounds: the freeze drops the PTE lock without flushing the TLB range it froze.',
+  'rounds-no-verify':
+    'rounds: the install maps the new folio without verifying that every slot is still its own.',
+  'rounds-abort-restores-foreign':
+    'rounds: an aborted candidate restores every saved slot, zapped or refilled ones too.',
+  'rounds-free-old-table-now':
+    'rounds: the table detached at PMD order is freed at once instead of by pte_free_defer.',
 } as const;
 
 /** A bug switch of the model (src/mm/profile.ts holds the kernel-version switches). */

@@ -9,6 +9,7 @@ import { FolioTable, PG_DEFERRED, PG_PARTIALLY_MAPPED, PG_ZERO, PG_ANON } from '
 import { type Geometry, type GeometryName, geometry } from './geometry.ts';
 import { BalanceSink, LockTable } from './locks.ts';
 import { PageTables } from './pgtable.ts';
+import { checkRamSize } from './ram.ts';
 import { type KernelProfile, type ProfileName, DEFAULT_PROFILE, profile } from './profile.ts';
 import { Rng } from './rng.ts';
 import { type ThpSettings, defaultSettings } from './settings.ts';
@@ -91,6 +92,24 @@ export class Kernel {
     pass: null as null | { progress: number; passThroughHead: number; waitAllowed: boolean },
     /** The once-only warning about max_ptes_none values mTHP collapse does not support. */
     warnedMaxPtesNone: false,
+    /**
+     * The rounds design's cost counters (docs/designs.md's cost model): rounds run, candidates
+     * frozen, pages frozen, and per round the pages copied while its sources were frozen.
+     */
+    rounds: {
+      rounds: 0,
+      frozenCandidates: 0,
+      frozenPages: 0,
+      installed: 0,
+      lightMisses: 0,
+      lockDrops: 0,
+      /** Sum over rounds of the pages the round copied while frozen (sum of c_r). */
+      copiedPages: 0,
+      /** Sum over rounds of frozen pages times pages copied (page-weighted frozen window). */
+      frozenTimesCopied: 0,
+      /** The largest number of pages one round copied while frozen. */
+      maxCopied: 0,
+    },
   };
   /** Which mTHP collapse design runs (the merged one by default). */
   collapsePolicy: CollapsePolicy = 'v19';
@@ -115,9 +134,7 @@ export class Kernel {
     this.profile = profile(cfg.profile ?? DEFAULT_PROFILE);
     this.settings = defaultSettings(this.geo);
     this.stats = new Stats(this.geo.maxPageOrder);
-    const ram = cfg.ramBytes ?? 1024 * 1024 * 1024;
-    this.nrPages = Math.floor(ram / this.geo.pageSize);
-    if (this.nrPages < 2) throw new Error(`ram must hold at least 2 pages (got ${ram} bytes)`);
+    this.nrPages = checkRamSize(cfg.ramBytes ?? 1024 * 1024 * 1024, this.geo.pageSize);
     this.folios = new FolioTable(this.nrPages);
     this.buddy = new BuddyAllocator(
       this.nrPages,
