@@ -8,6 +8,10 @@ import {
   pmdAlloc,
   pmdReadLockless,
   pteAlloc,
+  pteOffsetMap,
+  pteOffsetMapRwNolock,
+  pmdSameLockless,
+  pteFreeDefer,
   pteOffsetMapLock,
   pteRelock,
   pteUnmapUnlock,
@@ -18,6 +22,10 @@ import type { StepFunction } from './types.ts';
 
 export const PRIMITIVE_STEPS: Readonly<Record<string, StepFunction>> = {
   pte_offset_map_lock: pteOffsetMapLock,
+  pte_offset_map: pteOffsetMap,
+  pte_offset_map_rw_nolock: pteOffsetMapRwNolock,
+  pmd_same_lockless: pmdSameLockless,
+  pte_free_defer: pteFreeDefer,
   pte_unmap_unlock: pteUnmapUnlock,
   pte_relock: pteRelock,
   pmdp_get_lockless: pmdReadLockless,
