@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import pc from 'picocolors';
-import { isDirectory } from '../scenario/errors.ts';
+import { isDirectory } from '../scenario/is-directory.ts';
 
 /** A user-facing error: printed as one line `thpsim: <message>`, exit status 2 (bad input). */
 export class CliError extends Error {

@@ -1,5 +1,6 @@
 // thpsim snapshot, thpmaps and whatif (src/snapshot/).
 
+import { MAX_SLEEP_MS } from '../workload/jsonl.ts';
 import { readFileSync, readdirSync } from 'node:fs';
 import { INPUT_LIMITS, readBounded } from '../workload/read-bounded.ts';
 import { join } from 'node:path';
@@ -323,6 +324,11 @@ export function registerSnapshotCommands(program: Command, io: Io): void {
         if (ms !== undefined && !(Number.isSafeInteger(ms) && ms >= 0))
           throw new CliError(
             `--ms: expected a whole number of milliseconds, got ${JSON.stringify(opts.ms)}`,
+          );
+        // khugepaged runs through every simulated ms: at most a day, as a trace's sleep.
+        if (ms !== undefined && ms > MAX_SLEEP_MS)
+          throw new CliError(
+            `--ms: at most ${MAX_SLEEP_MS} (a day of simulated time), got ${JSON.stringify(opts.ms)}`,
           );
         let ram: number | undefined;
         if (opts.ram !== undefined)

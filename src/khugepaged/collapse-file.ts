@@ -26,6 +26,7 @@ import {
   pmdSameLockless,
   pteOffsetMapLock,
   pteOffsetMapRwNolock,
+  pteFreeDefer,
   pteUnmapUnlock,
 } from '../mm/pagewalk.ts';
 import { E_NONE, E_PRESENT, E_TABLE, E_TYPE_MASK, PMD, T_DETACHED } from '../mm/pgtable.ts';
@@ -40,7 +41,6 @@ import {
   S_PMD_ENTRY,
   type Step,
   lock,
-  rcuGracePeriod,
   trylock,
   unlock,
   writeShared,
@@ -374,10 +374,7 @@ export function* retractPageTables(k: Kernel, file: AddressSpace, pgoff: number)
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_PMD_LOCK, pmdT);
     // pte_free_defer: freed after an RCU grace period; lockless walkers hold RCU meanwhile.
-    if (retracted) {
-      yield rcuGracePeriod();
-      pte.free(pteT);
-    }
+    if (retracted) yield* pteFreeDefer(k, pteT);
   }
   if (rmapLocked) yield unlock(L_I_MMAP_READ, file.id);
 }
@@ -528,8 +525,8 @@ function* retractOwnTable(
   pte.state[pteT] = T_DETACHED;
   yield* pteUnmapUnlock(pteT);
   yield unlock(L_PMD_LOCK, pmdT);
-  // pte_free_defer
-  pte.free(pteT);
+  // Lockless walkers may still have the table mapped under RCU: not freed at once.
+  yield* pteFreeDefer(k, pteT);
   return 'SCAN_SUCCEED';
 }
 

@@ -5,7 +5,7 @@
 // be pinned are copied for the child right away instead.
 
 import { khugepagedEnter } from '../khugepaged/enter.ts';
-import { anonVmaLink } from './anon-vma.ts';
+import { anonVmaLink, anonVmaLockWrite, anonVmaUnlockWrite } from './anon-vma.ts';
 import { depositTable } from './fault.ts';
 import { PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO } from './folio.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
@@ -33,7 +33,6 @@ import { FPB_RESPECT_DIRTY, folioPteBatch } from './pte-batch.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapAddPtes } from './rmap.ts';
 import { splitHugePmd } from './split.ts';
 import {
-  L_ANON_VMA_WRITE,
   L_MMAP_WRITE,
   L_PMD_LOCK,
   L_PTE_LOCK,
@@ -104,17 +103,16 @@ export function* doFork(k: Kernel, parent: Mm, childName: string): Step<Mm> {
 function* anonVmaFork(k: Kernel, dst: Vma, src: Vma): Step<void> {
   const pav = src.anonVma;
   if (!pav) return;
-  const root = pav.root;
   // anon_vma_clone: rmap must find the pages the child still shares with its ancestors.
-  yield lock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaLockWrite(pav);
   for (const av of src.chain) anonVmaLink(dst, av);
-  yield unlock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaUnlockWrite(pav);
   // The child's COW copies go to a fresh anon_vma under the same root.
   const av = k.newAnonVma(pav);
-  yield lock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaLockWrite(pav);
   dst.anonVma = av;
   anonVmaLink(dst, av);
-  yield unlock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaUnlockWrite(pav);
 }
 
 /** copy_page_range for one VMA: the parent's write_protect_seq is odd while COW copies run. */

@@ -23,6 +23,7 @@ import {
   S_PUD_ENTRY,
   type Step,
   lock,
+  rcuGracePeriod,
   readShared,
   writeShared,
   unlock,
@@ -242,4 +243,14 @@ export function* pteUnmapUnlock(pteT: number): Step<void> {
 export function* pmdReadLockless(k: Kernel, pmdTable: number, pmdIdx: number): Step<number> {
   yield readShared(S_PMD_ENTRY, entryLoc(k.pt.pmd, pmdTable, pmdIdx));
   return k.pt.pmd.getBits(pmdTable, pmdIdx);
+}
+
+/**
+ * pte_free_defer: free a PTE table already unlinked from its PMD only after an RCU grace period,
+ * so that walkers which mapped it under RCU (pte_offset_map) can still lock it and find through
+ * their PMD recheck that it is gone.
+ */
+export function* pteFreeDefer(k: Kernel, pteT: number): Step<void> {
+  yield rcuGracePeriod();
+  k.pt.pte.free(pteT);
 }

@@ -13,6 +13,7 @@
 // Isolation: the model takes no isolation reference. A folio on the private reclaim list has
 // PG_LRU cleared (folio_isolate_lru) and is re-validated under its folio lock before reclaim.
 
+import { anonVmaLockRead, anonVmaUnlockRead, folioAnonVma } from './anon-vma.ts';
 import { swapCacheMaybeDrop } from './fault.ts';
 import {
   PG_ANON,
@@ -53,7 +54,6 @@ import { folioPteBatch } from './pte-batch.ts';
 import { rmapRemovePmd, rmapRemovePtes } from './rmap.ts';
 import { anonRmapVmas, splitFolio, splitHugePmd } from './split.ts';
 import {
-  L_ANON_VMA_READ,
   L_FOLIO_LOCK,
   L_PMD_LOCK,
   L_SWAP_LOCK,
@@ -362,8 +362,9 @@ function* unmapToSwap(k: Kernel, head: number, slot: number): Step<void> {
   const sw = k.swap;
   const ptrs = k.geo.ptrsPerPte;
   const n = f.nrPagesOf(head);
-  const av = f.mapping[head];
-  yield lock(L_ANON_VMA_READ, av);
+  // folio_lock_anon_vma_read: the root's rwsem (the folio's own anon_vma may be a child's).
+  const av = folioAnonVma(k, head);
+  if (av) yield* anonVmaLockRead(av);
   const vmas = anonRmapVmas(k, head);
   if (f.entireMapcount[head] > 0) yield* splitPmdMappings(k, vmas, head);
   for (const vma of vmas) {
@@ -405,7 +406,7 @@ function* unmapToSwap(k: Kernel, head: number, slot: number): Step<void> {
       if (unmapped) k.folioPut(head, unmapped);
     }
   }
-  yield unlock(L_ANON_VMA_READ, av);
+  if (av) yield* anonVmaUnlockRead(av);
 }
 
 /** A lazy-free folio was written after MADV_FREE: make it swap-backed again, and dirty. */
@@ -422,8 +423,9 @@ function redirtied(k: Kernel, head: number): void {
 function* discardLazyfree(k: Kernel, head: number): Step<void> {
   const f = k.folios;
   const n = f.nrPagesOf(head);
-  const av = f.mapping[head];
-  yield lock(L_ANON_VMA_READ, av);
+  // folio_lock_anon_vma_read: the root's rwsem (the folio's own anon_vma may be a child's).
+  const av = folioAnonVma(k, head);
+  if (av) yield* anonVmaLockRead(av);
   const spans = anonRmapVmas(k, head).map((vma) => [vma, folioVpn(k, vma, head)] as const);
   walk: for (const [vma, first] of spans) {
     const droppable = (vma.flags & VM_DROPPABLE) !== 0;
@@ -438,7 +440,7 @@ function* discardLazyfree(k: Kernel, head: number): Step<void> {
       if (!ok) break walk;
     }
   }
-  yield unlock(L_ANON_VMA_READ, av);
+  if (av) yield* anonVmaUnlockRead(av);
 }
 
 /** unmap_huge_pmd_locked → __discard_anon_folio_pmd_locked: drop a clean lazy-free THP whole. */
