@@ -26,9 +26,9 @@ interface CollapseJson {
 const PMD = 2 * 1024 * 1024;
 
 describe('thpsim collapse', () => {
-  it('prints the errno and every PMD range; exit 2 when MADV_COLLAPSE fails', () => {
+  it('prints the errno and every PMD range; exit 1 when MADV_COLLAPSE fails', () => {
     const r = thpsim(['collapse', 'khugepaged-timeline', '--proc', 'app', '--vma', 'heap']);
-    expect(r.status).toBe(2);
+    expect(r.status).toBe(1);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/MADV_COLLAPSE app\/heap [0-9a-f]+-[0-9a-f]+ \(12MiB\) -> EINVAL/);
     expect(r.stdout).toContain('SCAN_PMD_MAPPED');
@@ -93,11 +93,11 @@ describe('thpsim collapse', () => {
     expect(j.pmds.map((p) => p.result)).toEqual(['SCAN_PMD_MAPPED', 'SCAN_PMD_MAPPED']);
   });
 
-  it('bad input is a one-line error with exit status 1', () => {
+  it('bad input is a one-line error with exit status 2', () => {
     expect(
       oneLineError(
         thpsim(['collapse', 'khugepaged-timeline', '--proc', 'app', '--vma', 'stack']),
-        1,
+        2,
       ),
     ).toBe(
       'thpsim: examples/khugepaged-timeline.yaml: process "app" has no vma "stack" at the end of the run (known: cache, heap)',
@@ -105,7 +105,7 @@ describe('thpsim collapse', () => {
     expect(
       oneLineError(
         thpsim(['collapse', 'khugepaged-timeline', '--proc', 'ghost', '--vma', 'heap']),
-        1,
+        2,
       ),
     ).toMatch(/no live process "ghost" at the end of the run \(live: app, worker\)$/);
     expect(
@@ -120,12 +120,12 @@ describe('thpsim collapse', () => {
           '--length',
           '2 megs',
         ]),
-        1,
+        2,
       ),
     ).toBe(
       'thpsim: --length: expected a size like "2MiB", "1pmd" or "(NR/2) pages", got "2 megs" (unknown unit "megs")',
     );
-    expect(oneLineError(thpsim(['collapse', 'khugepaged-timeline', '--vma', 'heap']), 1)).toContain(
+    expect(oneLineError(thpsim(['collapse', 'khugepaged-timeline', '--vma', 'heap']), 2)).toContain(
       "required option '--proc <name>' not specified",
     );
   });
@@ -219,7 +219,7 @@ describe('thpsim run: khugepaged timeline and trace', () => {
     expect(
       oneLineError(
         thpsim(['run', 'test/kernel-selftests/collapse_empty.yaml', '--mem', 'file']),
-        1,
+        2,
       ),
     ).toBe(
       'thpsim: test/kernel-selftests/collapse_empty.yaml: mem "file" is not one of this scenario\'s: anon',
@@ -227,7 +227,7 @@ describe('thpsim run: khugepaged timeline and trace', () => {
     expect(
       oneLineError(
         thpsim(['run', 'test/kernel-selftests/collapse_empty.yaml', '--variant', 'oops']),
-        1,
+        2,
       ),
     ).toBe('thpsim: --variant: expected name=value, got "oops"');
     expect(
@@ -238,7 +238,7 @@ describe('thpsim run: khugepaged timeline and trace', () => {
           '--geometry',
           'arm64-64k',
         ]),
-        1,
+        2,
       ),
     ).toMatch(
       /skipped on this geometry: collapse_compound_extreme\(\) is skipped where the PMD is larger than 32 MiB/,

@@ -108,24 +108,24 @@ describe('thpsim report', () => {
     expect(readPng(readFileSync(join(dir, 'bloat.png'))).width).toBe(720);
   });
 
-  it('bad input: one line, exit 1, no plots written', () => {
+  it('bad input: one line, exit 2, no plots written', () => {
     const dir = join(tmp, 'bad');
-    expect(oneLineError(thpsim(['report', join(tmp, 'missing.json'), '-d', dir]), 1)).toMatch(
+    expect(oneLineError(thpsim(['report', join(tmp, 'missing.json'), '-d', dir]), 2)).toMatch(
       /missing\.json: cannot read: no such file \(ENOENT\)/,
     );
     const notRun = join(tmp, 'x.json');
     writeFileSync(notRun, '{"format":"something"}');
-    expect(oneLineError(thpsim(['report', notRun, '-d', dir]), 1)).toMatch(
+    expect(oneLineError(thpsim(['report', notRun, '-d', dir]), 2)).toMatch(
       /x\.json: format is "something", expected "thpsim-run" or "thpsim-compare"/,
     );
     writeFileSync(notRun, '{"format":"thpsim-run","version":1,"scenario":{"name":"x"}}');
-    expect(oneLineError(thpsim(['report', notRun, '-d', dir]), 1)).toMatch(
+    expect(oneLineError(thpsim(['report', notRun, '-d', dir]), 2)).toMatch(
       /not a valid run result: config/,
     );
-    expect(oneLineError(thpsim(['report', runFile, '-d', dir, '--heatmap', 'nope']), 1)).toMatch(
+    expect(oneLineError(thpsim(['report', runFile, '-d', dir, '--heatmap', 'nope']), 2)).toMatch(
       /--heatmap: no snapshot "nope"/,
     );
-    expect(oneLineError(thpsim(['report', '-d', dir]), 1)).toMatch(
+    expect(oneLineError(thpsim(['report', '-d', dir]), 2)).toMatch(
       /give a result file or --scenario/,
     );
     expect(existsSync(dir)).toBe(false);

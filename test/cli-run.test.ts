@@ -136,7 +136,7 @@ describe('thpsim sysfs', () => {
   it('one file, and a one-line error for a missing one', () => {
     expect(ok(['sysfs', 'hpage_pmd_size'])).toBe('2097152\n');
     const r = thpsim(['sysfs', 'no/such/file']);
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^thpsim: .*ENOENT/);
   });

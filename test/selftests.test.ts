@@ -84,6 +84,7 @@ const POLICY_EXPECTED_FAILURES: Record<string, string[]> = {
   'v10-scaled': [],
   'v11-cap': ['mthp_collapse_single.yaml'],
   'pte-level': [],
+  rounds: [],
 };
 
 describe.each(Object.keys(POLICY_EXPECTED_FAILURES))('mTHP selftests under %s', (policy) => {
@@ -100,5 +101,22 @@ describe.each(Object.keys(POLICY_EXPECTED_FAILURES))('mTHP selftests under %s', 
       }
     }
     expect([...failed].sort()).toEqual(POLICY_EXPECTED_FAILURES[policy]);
+  });
+});
+
+// The rounds design (mm/collapse.c) runs every selftest, not only the mTHP ones: it replaces the
+// PMD-order collapse too (shared pages are unshared by its fault-in pass, as the kernel's does).
+describe('all kernel selftests under rounds', () => {
+  it.each(FILES)('%s on x86-64-4k', (file) => {
+    const spec = specs.get(file)!;
+    const failures: string[] = [];
+    for (const variant of variantsOf(spec)) {
+      const r = runCase(spec, join('test', 'kernel-selftests', file), 'x86-64-4k', variant, {
+        collapsePolicy: 'rounds',
+        strictLocks: true,
+      });
+      if (r.status === 'fail') failures.push(`${JSON.stringify(r.variant)}: ${r.reason}`);
+    }
+    expect(failures).toEqual([]);
   });
 });

@@ -286,16 +286,22 @@ describe('thpsim view', () => {
     expect(d.run?.metrics?.creep.length).toBeGreaterThan(0);
     expect(d.check?.violation.step).toBe(10);
     expect(() => viewData(io, [], { scenario: 'mthp-creep' })).not.toThrow();
+    // A scenario file given as a positional argument is run, as --scenario runs it.
+    const y = viewData(io, [join(ROOT, 'examples/mthp-creep.yaml')], {
+      collapsePolicy: 'v10-scaled',
+    });
+    expect(y.title).toBe('mthp-creep.yaml');
+    expect(y.run?.metrics?.creep.length).toBeGreaterThan(0);
     expect(() =>
       viewData(io, [join(ROOT, 'test/fixtures/check-trace-r1.json')], { scenario: 'x-nope' }),
     ).toThrow(/no such file/);
   });
 
-  it('bad input: one line and exit 1', () => {
-    expect(oneLineError(thpsim(['view', 'no-such-file.json']), 1)).toMatch(
+  it('bad input: one line and exit 2', () => {
+    expect(oneLineError(thpsim(['view', 'no-such-file.json']), 2)).toMatch(
       /no-such-file\.json: cannot read: no such file \(ENOENT\)/,
     );
-    expect(oneLineError(thpsim(['view']), 1)).toMatch(/give result files/);
-    expect(oneLineError(thpsim(['view', '--port', '70000']), 1)).toMatch(/port/);
+    expect(oneLineError(thpsim(['view']), 2)).toMatch(/give result files/);
+    expect(oneLineError(thpsim(['view', '--port', '70000']), 2)).toMatch(/port/);
   });
 });

@@ -29,6 +29,8 @@ import type { Property, SometimesResult } from './property.ts';
 import { ThreadRun } from './thread.ts';
 import { type TraceStep, finishStep, traceStep } from './trace.ts';
 import { GraphSnapshot } from './snapshot.ts';
+import { childSleep } from './reduction/bounded-sleep.ts';
+import type { SearchNode } from './reduction/search-node.ts';
 import type { CheckWorld } from './world.ts';
 
 export interface ThreadSpec {
@@ -61,6 +63,8 @@ export interface CheckCase {
   rules: readonly number[];
 }
 
+export type Reduction = 'bounded-sleep' | 'sleep' | 'none';
+
 export interface ExploreOptions {
   mode?: 'dfs' | 'random';
   maxPreemptions?: number;
@@ -73,10 +77,14 @@ export interface ExploreOptions {
   /** Replay one schedule (thread ids, one per step) and return its trace. */
   replay?: number[];
   /**
-   * Prune with sleep sets. Off by default: with a preemption bound, the schedule a sleep set
-   * keeps in place of a pruned one may need more preemptions than the bound allows, so bounded
-   * search with sleep sets can miss a counterexample (it did, for R1's migration variant).
+   * The reduction: 'bounded-sleep' (default) prunes with sleep sets corrected for the preemption
+   * bound (reduction/bounded-sleep.ts), which keep every counterexample the bounded search finds
+   * and its minimal preemption count; 'none' enumerates every schedule within the bound;
+   * 'sleep' is plain sleep sets, which under a preemption bound can miss a counterexample (they
+   * did, for R1's migration variant): kept to show that.
    */
+  reduction?: Reduction;
+  /** The same as reduction: 'sleep' (the prior option). */
   sleepSets?: boolean;
   /**
    * Build the world with the case's setup() for every execution instead of building it once and
@@ -126,17 +134,7 @@ export interface CheckReport {
   counterexample?: Counterexample;
 }
 
-interface Node {
-  chosen: number;
-  enabled: number[];
-  /** Pending event per thread at this point (-1: none). */
-  events: number[];
-  sleep: Set<number>;
-  done: Set<number>;
-  preemptionsBefore: number;
-  /** The thread that ran the previous step (-1 at the start). */
-  prev: number;
-}
+type Node = SearchNode;
 
 // ---- independence ------------------------------------------------------------------------------
 
@@ -164,11 +162,11 @@ export function independent(a: number, b: number): boolean {
 
 // ---- one execution -------------------------------------------------------------------------------
 
-interface Execution {
+export interface Execution {
   nodes: Node[];
   violation: Violation | null;
   /** The execution stopped early (sleep set, preemption bound, step bound). */
-  cut: 'sleep' | 'bound' | 'steps' | null;
+  cut: 'sleep' | 'bound' | 'steps' | 'depth' | null;
   steps: number;
   trace: TraceStep[];
   schedule: number[];
@@ -179,7 +177,8 @@ function isEnabled(w: CheckWorld, locks: LockTable, t: ThreadRun): boolean {
   return locks.mayComplete(t.pending!, t.id, w.k.geo.arch);
 }
 
-class Runner {
+/** Runs executions of one case (a world built once and restored per execution). */
+export class Runner {
   readonly c: CheckCase;
   readonly props: CaseProperties;
   /** The first schedule at which each `sometimes` held (over every execution so far). */
@@ -188,7 +187,7 @@ class Runner {
   readonly maxSteps: number;
   events = 0;
 
-  readonly sleepSets: boolean;
+  readonly reduction: Reduction;
   /** Rebuild the world with setup() per execution instead of restoring it (the prior checker). */
   readonly rebuild: boolean;
   private world: CheckWorld | null = null;
@@ -196,7 +195,7 @@ class Runner {
 
   constructor(c: CheckCase, o: ExploreOptions, props?: CaseProperties) {
     this.c = c;
-    this.sleepSets = o.sleepSets ?? false;
+    this.reduction = o.sleepSets ? 'sleep' : (o.reduction ?? 'bounded-sleep');
     this.rebuild = o.rebuild ?? false;
     this.props = props ?? caseProperties(c.properties, c.own);
     this.maxPreemptions = o.maxPreemptions ?? c.maxPreemptions ?? 2;
@@ -222,6 +221,7 @@ class Runner {
     bound: number,
     pick: (node: Node) => number | null,
     withTrace: boolean,
+    stopAt = Infinity,
   ): Execution {
     const w = this.freshWorld();
     const k: Kernel = w.k;
@@ -264,6 +264,10 @@ class Runner {
       if (mon.violations.length) return fail(mon.violations[0])!;
       const live = threads.filter((t) => !t.done);
       const enabled = live.filter((t) => isEnabled(w, locks, t)).map((t) => t.id);
+      if (step > 0) {
+        const last = nodes[step - 1];
+        last.after.set(last.chosen, enabled.includes(last.chosen));
+      }
       if (live.length === 0) {
         mon.end(step);
         return (
@@ -286,6 +290,8 @@ class Runner {
         cut = 'steps';
         return { nodes, violation: null, cut, steps: step, trace, schedule };
       }
+      if (step >= stopAt)
+        return { nodes, violation: null, cut: 'depth', steps: step, trace, schedule };
       let node: Node;
       if (step < prefix.length) {
         node = prefix[step];
@@ -294,13 +300,10 @@ class Runner {
       } else {
         const events = threads.map((t) => (t.done ? -1 : t.pending!));
         const parent = nodes[step - 1];
-        const sleep = new Set<number>();
-        if (parent && this.sleepSets) {
-          const pe = parent.events[parent.chosen];
-          for (const s of [...parent.sleep, ...parent.done])
-            if (s !== parent.chosen && events[s] !== -1 && independent(parent.events[s], pe))
-              sleep.add(s);
-        }
+        const sleep =
+          parent && this.reduction !== 'none'
+            ? childSleep(parent, events, independent, this.reduction === 'sleep')
+            : new Set<number>();
         node = {
           chosen: -1,
           enabled,
@@ -309,6 +312,7 @@ class Runner {
           done: new Set(),
           preemptionsBefore: preemptions,
           prev,
+          after: new Map(),
         };
         const choice = pick(node);
         if (choice === null) {
@@ -385,54 +389,17 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
   } else {
     // Iterative context bounding: all schedules with 0 preemptions, then 1, ... so the first
     // counterexample found has as few preemptions as possible.
-    outer: for (let bound = 0; bound <= r.maxPreemptions; bound++) {
-      const pick = (n: Node): number | null => {
-        const cands = n.enabled.filter((t) => !n.sleep.has(t) && !n.done.has(t));
-        if (cands.includes(n.prev)) return n.prev;
-        const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
-        if (prevEnabled && n.preemptionsBefore + 1 > bound) return null;
-        return cands.length ? cands[0] : null;
-      };
-      let prefix: Node[] = [];
-      for (;;) {
-        const ex = r.run(prefix, bound, pick, false);
-        executions++;
-        if (o.onProgress && executions % 256 === 0) o.onProgress(executions);
-        maxDepth = Math.max(maxDepth, ex.steps);
-        if (ex.cut === 'sleep') sleepPruned++;
-        if (ex.cut === 'steps') incomplete = true;
-        if (ex.violation) {
-          found = { ex, bound };
-          break outer;
-        }
-        if (executions >= maxExecutions) {
-          incomplete = true;
-          break outer;
-        }
-        // Backtrack to the deepest node with an untried choice within the bound.
-        const nodes = ex.nodes;
-        let i = nodes.length - 1;
-        for (; i >= 0; i--) {
-          const n = nodes[i];
-          n.done.add(n.chosen);
-          const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
-          const next = n.enabled.find(
-            (t) =>
-              !n.sleep.has(t) &&
-              !n.done.has(t) &&
-              (!prevEnabled || t === n.prev || n.preemptionsBefore + 1 <= bound),
-          );
-          if (next !== undefined) {
-            n.chosen = next;
-            break;
-          }
-        }
-        if (i < 0) break;
-        prefix = nodes.slice(0, i + 1);
-      }
+    const acc: SearchTotals = { executions: 0, sleepPruned: 0, maxDepth: 0, incomplete: false };
+    for (let bound = 0; bound <= r.maxPreemptions && !found; bound++) {
+      const ex = searchBound(r, bound, [], acc, maxExecutions, o.onProgress);
+      if (ex) found = { ex, bound };
+      if (acc.executions >= maxExecutions) break;
     }
+    ({ executions, sleepPruned, maxDepth, incomplete } = acc);
   }
 
+  // The events of the search (not of the traced re-run of its counterexample below).
+  const events = r.events;
   let counterexample: Counterexample | undefined;
   if (found) {
     // Replay the schedule with tracing on.
@@ -467,7 +434,7 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
     verdict,
     sometimes,
     executions,
-    events: r.events,
+    events,
     sleepPruned,
     maxDepth,
     ms: performance.now() - t0,
@@ -475,6 +442,108 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
     incomplete,
     naiveLog10: naiveLog10(c),
     ...(counterexample ? { counterexample } : {}),
+  };
+}
+
+/** Counts a search adds up (over bounds, prefixes, workers). */
+export interface SearchTotals {
+  executions: number;
+  sleepPruned: number;
+  maxDepth: number;
+  incomplete: boolean;
+}
+
+/** The DFS's choice at a new node: keep the previous thread, else the first candidate. */
+function boundedPick(bound: number) {
+  return (n: Node): number | null => {
+    const cands = n.enabled.filter((t) => !n.sleep.has(t) && !n.done.has(t));
+    if (cands.includes(n.prev)) return n.prev;
+    const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
+    if (prevEnabled && n.preemptionsBefore + 1 > bound) return null;
+    return cands.length ? cands[0] : null;
+  };
+}
+
+/**
+ * Move the deepest node at or below `floor` with an untried choice within the bound to that
+ * choice; the new prefix, or null when the subtree under nodes[0..floor) is exhausted.
+ */
+function backtrack(nodes: Node[], bound: number, floor: number): Node[] | null {
+  for (let i = nodes.length - 1; i >= floor; i--) {
+    const n = nodes[i];
+    n.done.add(n.chosen);
+    const prevEnabled = n.prev !== -1 && n.enabled.includes(n.prev);
+    const next = n.enabled.find(
+      (t) =>
+        !n.sleep.has(t) &&
+        !n.done.has(t) &&
+        (!prevEnabled || t === n.prev || n.preemptionsBefore + 1 <= bound),
+    );
+    if (next !== undefined) {
+      n.chosen = next;
+      return nodes.slice(0, i + 1);
+    }
+  }
+  return null;
+}
+
+/**
+ * Depth-first search of every schedule within `bound` preemptions that starts with `root` (the
+ * nodes of a schedule prefix, kept as they are; [] for the whole tree). Counts go to `acc`;
+ * returns the first execution that violates a property, or null.
+ */
+export function searchBound(
+  r: Runner,
+  bound: number,
+  root: Node[],
+  acc: SearchTotals,
+  maxExecutions: number,
+  onProgress?: (executions: number) => void,
+): Execution | null {
+  const pick = boundedPick(bound);
+  let prefix: Node[] | null = root;
+  while (prefix) {
+    const ex = r.run(prefix, bound, pick, false);
+    acc.executions++;
+    if (onProgress && acc.executions % 256 === 0) onProgress(acc.executions);
+    acc.maxDepth = Math.max(acc.maxDepth, ex.steps);
+    if (ex.cut === 'sleep') acc.sleepPruned++;
+    if (ex.cut === 'steps') acc.incomplete = true;
+    if (ex.violation) return ex;
+    if (acc.executions >= maxExecutions) {
+      acc.incomplete = true;
+      return null;
+    }
+    prefix = backtrack(ex.nodes, bound, root.length);
+  }
+  return null;
+}
+
+/**
+ * The prefixes of length `depth` of the schedules within `bound` (and the shorter schedules that
+ * end before it), in the order the search meets them, each with the search state (sleep and done
+ * sets) it has there. Exploring each with searchBound covers the bound's search exactly once.
+ */
+export function schedulePrefixes(r: Runner, bound: number, depth: number): Node[][] {
+  const pick = boundedPick(bound);
+  const out: Node[][] = [];
+  let prefix: Node[] | null = [];
+  while (prefix) {
+    const ex = r.run(prefix, bound, pick, false, depth);
+    out.push(ex.nodes.map(cloneNode));
+    prefix = backtrack(ex.nodes, bound, 0);
+  }
+  return out;
+}
+
+function cloneNode(n: Node): Node {
+  return {
+    ...n,
+    enabled: [...n.enabled],
+    events: [...n.events],
+    sleep: new Set(n.sleep),
+    done: new Set(n.done),
+    after: new Map(n.after),
   };
 }
 
@@ -493,6 +562,7 @@ function replayNodes(schedule: readonly number[]): Node[] {
     done: new Set(),
     preemptionsBefore: 0,
     prev: -1,
+    after: new Map(),
   }));
 }
 
@@ -507,7 +577,7 @@ function countSwitches(schedule: number[]): number {
  * log10 of (sum n_i)! / prod n_i!: the interleavings of the threads' event sequences, with the
  * lengths from one run in which each thread goes alone to its end in turn.
  */
-function naiveLog10(c: CheckCase): number {
+export function naiveLog10(c: CheckCase): number {
   // With no property checked, so that the sequential run goes to its end.
   const r = new Runner(c, {}, NO_PROPERTIES);
   const lengths = new Array<number>(c.threads.length).fill(0);

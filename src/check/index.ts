@@ -1,46 +1,16 @@
-// The interleaving checker: cases, the explorer and counterexample traces.
+// The interleaving checker: cases, the explorer, counterexample traces, the walker registry and
+// the helpers that build check worlds (for cases written in TypeScript).
 
-import * as collapseAnon from '../khugepaged/collapse-anon.ts';
-import * as fault from '../mm/fault.ts';
-import * as madvise from '../mm/madvise.ts';
-import * as pagewalk from '../mm/pagewalk.ts';
-import * as vmaOps from '../mm/vma-ops.ts';
-import * as mmap from '../mm/mmap.ts';
-import * as zap from '../mm/zap.ts';
-import * as gup from '../walkers/gup-fast.ts';
-import * as gupSlow from '../walkers/gup-slow.ts';
-import * as guard from '../walkers/guard.ts';
-import * as mincore from '../walkers/mincore.ts';
-import * as numa from '../walkers/numa-hinting.ts';
-import * as oom from '../walkers/oom-reaper.ts';
-import * as uffd from '../walkers/uffd.ts';
-import * as collapseFile from '../khugepaged/collapse-file.ts';
-import * as rmapWalk from '../walkers/rmap-walk.ts';
-import * as world from './world.ts';
-import { registerSteps } from './names.ts';
+import './walkers/registry.ts';
 
-for (const mod of [
-  collapseAnon,
-  collapseFile,
-  fault,
-  madvise,
-  pagewalk,
-  vmaOps,
-  mmap,
-  zap,
-  gup,
-  gupSlow,
-  guard,
-  mincore,
-  numa,
-  oom,
-  uffd,
-  rmapWalk,
-  world,
-])
-  registerSteps(mod as Record<string, unknown>);
-
-export { explore, type CheckCase, type CheckReport, type ExploreOptions } from './explore.ts';
+export {
+  explore,
+  type CheckCase,
+  type CheckReport,
+  type ExploreOptions,
+  type ThreadSpec,
+  type Reduction,
+} from './explore.ts';
 export { MODEL_PROPERTIES, PROPERTIES, PROPERTY_TEXT, type PropertyName } from './properties.ts';
 export {
   type Property,
@@ -53,3 +23,8 @@ export {
 } from './property.ts';
 export { checkTrace, formatTrace } from './trace.ts';
 export type { CheckTrace } from '../report/model.ts';
+export { type CheckWorld, Tlb, newWorld, tlbUserWrite } from './world.ts';
+export { type WorldOptions, khugepagedCollapse, pmdWorld, vpnBase } from './cases/common.ts';
+export { gupWrite } from './gup-user.ts';
+export { UNMODELLED, WALKERS, walkerByName } from './walkers/registry.ts';
+export type { WalkerDef, WorldInfo, WorldVma } from './walkers/types.ts';

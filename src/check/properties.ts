@@ -313,6 +313,9 @@ export class Monitor {
       const [mmId, vpn] = key.split(':').map(Number);
       const mm = k.mms.get(mmId);
       const pfn = mm ? translate(k, mmId, vpn) : -1;
+      // A range an operation throws away by design (MADV_DONTNEED, munmap, a move) may end
+      // unmapped or refaulted afresh: its writes are not judged (the other properties are).
+      if (this.w.discards.some(([m, s, e]) => m === mmId && vpn >= s && vpn < e)) continue;
       if (pfn < 0)
         this.report(
           'lost-write',

@@ -3,6 +3,7 @@
 // and a stale read can be told apart at the end).
 
 import { faultUser, hwAccess, VM_FAULT_OOM, VM_FAULT_SIGSEGV } from '../mm/fault.ts';
+import { folioRefFrozen } from '../mm/folio-ref-freeze.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
 import { levelIndex, pmdTableOf } from '../mm/pagewalk.ts';
 import { E_TABLE, PMD, T_LINKED } from '../mm/pgtable.ts';
@@ -68,6 +69,11 @@ export interface CheckWorld {
   expected: Map<string, number>;
   /** Violations the walkers found as they ran (e.g. a write through a stale TLB entry). */
   found: Array<{ property: string; message: string }>;
+  /**
+   * [mm, start vpn, end vpn) ranges a thread may discard by design (MADV_DONTNEED, munmap, a
+   * move): a write there may end unmapped without being lost. Threads add theirs as they start.
+   */
+  discards: Array<[number, number, number]>;
 }
 
 export function newWorld(m: Machine): CheckWorld {
@@ -80,6 +86,7 @@ export function newWorld(m: Machine): CheckWorld {
     tlb: new Tlb(),
     expected: new Map(),
     found: [],
+    discards: [],
   };
 }
 
@@ -94,7 +101,9 @@ export function* tlbUserWrite(w: CheckWorld, cpu: number, mm: Mm, vpn: number): 
     yield readShared(S_TLB, mm.id);
     const hit = w.tlb.lookup(cpu, mm.id, vpn);
     if (hit !== undefined) {
-      if (k.folios.refcount[k.folios.headOf(hit)] === 0)
+      // A frozen folio (folio_ref_freeze, before the freezer's flush) is still allocated.
+      const head = k.folios.headOf(hit);
+      if (k.folios.refcount[head] === 0 && !folioRefFrozen(k.folios, head))
         w.found.push({
           property: 'stale-tlb',
           message: `CPU ${cpu} wrote vpn ${vpn} through a TLB entry to pfn ${hit}, which is free`,

@@ -12,10 +12,14 @@ import { CASES, caseById } from '../check/cases/index.ts';
 import {
   type CheckCase,
   type CheckReport,
+  type Reduction,
+  UNMODELLED,
+  WALKERS,
   checkTrace,
   explore,
   formatTrace,
 } from '../check/index.ts';
+import { KERNEL_BUG_TEXT } from '../mm/bugs.ts';
 import { decodeSchedule, encodeSchedule } from '../check/schedule.ts';
 import { type Io, json, oneLine, writeFileAtomic } from './io.ts';
 
@@ -23,12 +27,14 @@ export interface CheckOpts {
   json?: boolean;
   all?: boolean;
   list?: boolean;
+  walkers?: boolean;
   random?: number;
   seed?: number;
   maxPreemptions?: number;
   maxExecutions?: number;
   replay?: string;
   sleepSets?: boolean;
+  reduction?: Reduction;
   output?: string;
 }
 
@@ -85,9 +91,47 @@ function stats(r: CheckReport): string {
 function renderSometimes(c: CheckCase, r: CheckReport): string[] {
   return r.sometimes.map((s) =>
     s.reached
-      ? `  sometimes "${s.name}" reached: ${s.text}${s.schedule ? ` (first by: thpsim check ${c.id} --replay ${encodeSchedule(s.schedule)})` : ''}`
+      ? `  sometimes "${s.name}" reached: ${s.text}${s.schedule ? ` (first by: thpsim check ${replayName(c)} --replay ${encodeSchedule(s.schedule)})` : ''}`
       : `  sometimes "${s.name}" NOT reached: ${s.text}`,
   );
+}
+
+/** `thpsim check --walkers`: the vocabulary of case files and the matrix, and the bug switches. */
+function walkersDoc() {
+  return {
+    format: 'thpsim-check-walkers' as const,
+    version: 1 as const,
+    walkers: WALKERS.map((w) => ({
+      name: w.name,
+      kernel: w.kernel,
+      summary: w.summary,
+      fields: Object.keys(w.args.shape),
+      steps: Object.keys(w.steps),
+    })),
+    notYetModelled: UNMODELLED.map((u) => ({ ...u })),
+    bugs: Object.entries(KERNEL_BUG_TEXT).map(([name, text]) => ({ name, text })),
+  };
+}
+
+function renderWalkers(): string {
+  const d = walkersDoc();
+  const out = ['walkers (threads: { walker: NAME, ...fields }):'];
+  for (const w of d.walkers) {
+    out.push(`  ${w.name.padEnd(17)}${w.kernel.padEnd(24)}fields: ${w.fields.join(', ') || '-'}`);
+    out.push(`    ${w.summary}`);
+  }
+  out.push('', 'not yet modelled:');
+  for (const u of d.notYetModelled) out.push(`  ${u.name} (${u.kernel}): ${u.reason}`);
+  out.push('', 'bug switches (world.bugs):');
+  for (const b of d.bugs) out.push(`  ${b.name}: ${b.text}`);
+  return out.join('\n') + '\n';
+}
+
+/** How a replay hint names a case: its id, or the file it came from. */
+const replayNames = new WeakMap<CheckCase, string>();
+
+function replayName(c: CheckCase): string {
+  return replayNames.get(c) ?? c.id;
 }
 
 function render(c: CheckCase, r: CheckReport): string {
@@ -108,7 +152,7 @@ function render(c: CheckCase, r: CheckReport): string {
     `counterexample: "${cx.property}" violated (${cx.text})`,
     `  ${cx.message}`,
     `  found after ${stats(r)}; ${cx.steps.length} steps, ${cx.preemptions} preemptions`,
-    `  replay: thpsim check ${c.id} --replay ${encodeSchedule(cx.schedule)}`,
+    `  replay: thpsim check ${replayName(c)} --replay ${encodeSchedule(cx.schedule)}`,
     '',
     formatTrace(
       c.threads.map((t) => t.name),
@@ -143,6 +187,10 @@ function progress(io: Io, enabled: boolean) {
 }
 
 export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
+  if (o.walkers) {
+    io.out(o.json ? json(walkersDoc()) : renderWalkers());
+    return 0;
+  }
   if (o.list) {
     if (o.json)
       io.out(
@@ -163,6 +211,7 @@ export function checkCommand(io: Io, ids: string[], o: CheckOpts): number {
       // A case file (docs/page-table-walkers.md describes the format).
       try {
         c = loadCaseFile(id);
+        replayNames.set(c, /^[\w./-]+$/.test(id) ? id : `'${id.replace(/'/g, "'\\''")}'`);
       } catch (e) {
         io.err(`thpsim: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
         return 2;
@@ -211,6 +260,7 @@ export function runChecks(io: Io, cases: readonly CheckCase[], o: CheckOpts): nu
         ...(o.maxPreemptions !== undefined ? { maxPreemptions: o.maxPreemptions } : {}),
         ...(o.maxExecutions !== undefined ? { maxExecutions: o.maxExecutions } : {}),
         ...(replay ? { replay } : {}),
+        ...(o.reduction ? { reduction: o.reduction } : {}),
         sleepSets: o.sleepSets ?? false,
         onProgress: bar.onProgress,
       });
@@ -240,6 +290,7 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
     .argument('[case...]', 'case ids (thpsim check --list) or case files (.yaml, .yml, .json)')
     .option('--list', 'list the cases')
     .option('--all', 'run every case')
+    .option('--walkers', 'list the walkers case files can name (and the bug switches)')
     .addOption(
       new Option('--random <n>', 'sample n random schedules instead of exploring').argParser(
         positive(10_000_000),
@@ -257,15 +308,18 @@ export function registerCheck(program: Command, io: Io, setExit: (n: number) => 
       ),
     )
     .option('--replay <schedule>', 're-run one schedule, as printed with a counterexample')
-    .option(
-      '--sleep-sets',
-      'prune with sleep sets (faster; can miss bugs under a preemption bound)',
+    .addOption(
+      new Option(
+        '--reduction <kind>',
+        'bounded-sleep (default): sleep sets corrected for the preemption bound, sound; none: every schedule; sleep: plain sleep sets (can miss bugs under the bound)',
+      ).choices(['bounded-sleep', 'none', 'sleep']),
     )
+    .option('--sleep-sets', 'the same as --reduction sleep (can miss bugs under the bound)')
     .option('-o, --output <file>', 'also write the JSON result to <file> (atomically)')
     .option('--json', "print machine-readable JSON (counterexample in the viewer's format)")
     .addHelpText(
       'after',
-      '\nExamples:\n  thpsim check --list\n  thpsim check R1-v5\n  thpsim check R1-v19\n  thpsim check pte-level-isolate-before-clear --json -o trace.json\n  thpsim check --all',
+      '\nExamples:\n  thpsim check --list\n  thpsim check --walkers\n  thpsim check R1-v5\n  thpsim check R1-v19\n  thpsim check pte-level-isolate-before-clear --json -o trace.json\n  thpsim check --all',
     )
     .action((ids: string[], o: CheckOpts) => setExit(checkCommand(io, ids, o)));
 }

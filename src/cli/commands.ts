@@ -1,6 +1,7 @@
 // The actions behind each CLI command. They print through an Io and throw CliError or
 // ScenarioError for bad input; program.ts turns those into one line on stderr.
 
+import { EXIT } from './exit-codes.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -215,7 +216,7 @@ function sizeOption(name: string, v: string | undefined, s: Scenario): number | 
 
 /**
  * Run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the
- * result of every PMD range. Returns the exit status: 0 if MADV_COLLAPSE returned 0, else 2.
+ * result of every PMD range. Returns the exit status: 0 if MADV_COLLAPSE returned 0, else 1 (a negative result).
  */
 export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number {
   const { scenario: s, source } = scenarioFor(arg, opts);
@@ -224,6 +225,12 @@ export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number
   const length = sizeOption('length', opts.length, s);
   if (length === 0) throw new CliError('--length: must be greater than 0');
   const r = session.range(opts.proc, opts.vma, offset, length);
+  // madvise(2) on a range the VMA does not cover is ENOMEM in the kernel: here a usage error.
+  const v = session.range(opts.proc, opts.vma);
+  if (r.addr < v.addr || r.addr + r.length > v.addr + v.length || r.length === 0)
+    throw new CliError(
+      `--offset/--length: the range ${formatSize(r.addr - v.addr)}+${formatSize(r.length)} is outside vma "${opts.vma}" (${formatSize(v.length)}); madvise would fail with ENOMEM`,
+    );
   const attempts: PmdAttempt[] = [];
   session.machine.setTrace((e) => {
     const a = session.attemptOf(e);
@@ -257,7 +264,7 @@ export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number
   };
   if (opts.json) {
     io.out(json(out));
-    return c.errno === 0 ? 0 : 2;
+    return c.errno === 0 ? EXIT.ok : EXIT.negative;
   }
   const col = pc.createColors(io.color);
   const lines: string[] = [];
@@ -295,7 +302,7 @@ export function collapseCommand(io: Io, arg: string, opts: CollapseOpts): number
     lines.push(t.toString());
   }
   io.out(lines.join('\n') + '\n');
-  return c.errno === 0 ? 0 : 2;
+  return c.errno === 0 ? EXIT.ok : EXIT.negative;
 }
 
 // ---- validate -------------------------------------------------------------------------------

@@ -5,13 +5,21 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import pc from 'picocolors';
-import { isDirectory } from '../scenario/errors.ts';
+import { isDirectory } from '../scenario/is-directory.ts';
 
-/** A user-facing error: printed as one line `thpsim: <message>`, exit status 1. */
+/** A user-facing error: printed as one line `thpsim: <message>`, exit status 2 (bad input). */
 export class CliError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'CliError';
+  }
+}
+
+/** The command cannot run on this machine (permissions, missing kernel feature): exit status 3. */
+export class UnavailableError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UnavailableError';
   }
 }
 

@@ -1,4 +1,4 @@
-// Entry point of the `thpsim` command (bin/thpsim.js loads this through tsx).
+// Entry point of the `thpsim` command (bin/thpsim.js runs its compiled form, dist/cli/main.js).
 
 import { runCli } from './program.ts';
 

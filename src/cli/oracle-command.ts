@@ -2,6 +2,7 @@
 // they differ. Exit status: 0 every comparable variant agrees, 2 a difference, 3 the oracle
 // cannot run here (not root, no THP, no /proc/kpageflags, no cc), 1 bad input.
 
+import { EXIT } from './exit-codes.ts';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -22,7 +23,12 @@ import type { Variant } from '../scenario/schema.ts';
 import { EXAMPLES_DIR } from './commands.ts';
 import { CliError, type Io, json } from './io.ts';
 
-export const ORACLE_EXIT = { agree: 0, error: 1, differ: 2, unavailable: 3 } as const;
+export const ORACLE_EXIT = {
+  agree: EXIT.ok,
+  differ: EXIT.negative,
+  error: EXIT.badInput,
+  unavailable: EXIT.unavailable,
+} as const;
 /** Where the guard keeps the original sysfs values while a run has changed them. */
 export const ORACLE_JOURNAL = join(tmpdir(), 'thpsim-oracle-sysfs.json');
 /** Held while a run may change the knobs (one oracle run per machine). */
@@ -139,7 +145,7 @@ export function addOracleCommand(program: Command, io: Io, setExit: (code: numbe
   program
     .command('oracle')
     .description(
-      'run a scenario on the live kernel (root, THP) and on the model (linux-6.18) and compare: folio orders per PMD, call results, counters (exit 2 on a difference, 3 when the oracle cannot run here)',
+      'run a scenario on the live kernel (root, THP) and on the model (linux-6.18) and compare: folio orders per PMD, call results, counters (exit 1 on a difference, 2 on bad input, 3 when the oracle cannot run here)',
     )
     .argument('<scenario>', 'scenario file or example name')
     .addOption(new Option('--json', 'print machine-readable JSON instead of text'))

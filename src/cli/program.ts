@@ -1,27 +1,72 @@
 // The thpsim command line (commander). Every command has --help and --json; bad input gives one
 // line `thpsim: <message>` on stderr and a non-zero exit status, never a stack trace.
+//
+// Start-up is kept short: this file imports only commander and leaf modules. The commands other
+// files register are loaded (dynamic import) only when argv names them, and the actions of the
+// commands registered here import their implementation (commands.ts) when they run.
 
+import { EXIT } from './exit-codes.ts';
+import { RamSizeError } from '../mm/ram.ts';
 import { readFileSync } from 'node:fs';
 import { COLLAPSE_POLICIES } from '../khugepaged/mthp/thresholds.ts';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { GEOMETRY_NAMES } from '../mm/geometry.ts';
 import { DEFAULT_PROFILE, PROFILE_NAMES } from '../mm/profile.ts';
-import { ScenarioError } from '../scenario/errors.ts';
-import {
-  collapseCommand,
-  examplesCommand,
-  geometryCommand,
-  runCommand,
-  sysfsCommand,
-  validateCommand,
-} from './commands.ts';
-import { registerCheck } from './check-command.ts';
-import { registerCompare } from './compare-command.ts';
-import { registerReport } from './report-command.ts';
-import { registerView } from './view-command.ts';
-import { CliError, type Io, oneLine, processIo } from './io.ts';
-import { addOracleCommand } from './oracle-command.ts';
-import { registerWorkloadCommands } from './workload-commands.ts';
+import { CliError, type Io, oneLine, processIo, UnavailableError } from './io.ts';
+
+/** The implementation of the commands registered in this file, loaded when one runs. */
+const impl = () => import('./commands.ts');
+
+type Register = (program: Command, io: Io, setExit: (code: number) => void) => void;
+
+/** The commands registered by other files: command name → loader of its register function. */
+const LAZY_COMMANDS: Record<string, () => Promise<Register>> = {
+  compare: async () => (await import('./compare-command.ts')).registerCompare,
+  check: async () => (await import('./check-command.ts')).registerCheck,
+  report: async () => (await import('./report-command.ts')).registerReport,
+  view: async () => (await import('./view-command.ts')).registerView,
+  oracle: async () => (await import('./oracle-command.ts')).addOracleCommand,
+  workload: async () => (await import('./workload-commands.ts')).registerWorkloadCommand,
+  replay: async () => (await import('./replay-command.ts')).registerReplay,
+  // One function registers all three (snapshot, thpmaps, whatif).
+  snapshot: async () => (await import('./snapshot-commands.ts')).registerSnapshotCommands,
+  thpmaps: async () => (await import('./snapshot-commands.ts')).registerSnapshotCommands,
+  whatif: async () => (await import('./snapshot-commands.ts')).registerSnapshotCommands,
+  tune: async () => (await import('./tune-command.ts')).registerTune,
+  worker: async () => (await import('./worker-command.ts')).registerWorker,
+};
+
+/** The commands this file registers itself. */
+const OWN_COMMANDS = ['run', 'collapse', 'validate', 'sysfs', 'geometry', 'examples'];
+
+/** Loaded register functions by command name (what createProgram adds besides its own). */
+export type LazyCommands = ReadonlyMap<string, Register>;
+
+/**
+ * The lazily registered commands argv needs: the one it names, or all of them when it names none
+ * the program knows (top-level help, `help`, an unknown command and its suggestion).
+ */
+function commandsNeeded(argv: readonly string[]): string[] {
+  const args = argv.slice(2);
+  const first = args.findIndex((a) => !a.startsWith('-'));
+  if (first < 0)
+    return args.some((a) => a === '-V' || a === '--version') ? [] : Object.keys(LAZY_COMMANDS);
+  let name = args[first];
+  if (name === 'help') {
+    const next = args[first + 1];
+    if (next === undefined) return Object.keys(LAZY_COMMANDS);
+    name = next;
+  }
+  if (name in LAZY_COMMANDS) return [name];
+  return OWN_COMMANDS.includes(name) ? [] : Object.keys(LAZY_COMMANDS);
+}
+
+/** Load the register functions of the commands argv needs. */
+export async function loadCommands(argv: readonly string[]): Promise<LazyCommands> {
+  const names = commandsNeeded(argv);
+  const fns = await Promise.all(names.map((n) => LAZY_COMMANDS[n]()));
+  return new Map(names.map((n, i) => [n, fns[i]]));
+}
 
 function version(): string {
   try {
@@ -79,8 +124,23 @@ function addRunOptions(c: Command): Command {
     .option('--check-invariants', 'check the model invariants after every event');
 }
 
-export function createProgram(io: Io, setExit: (code: number) => void): Command {
+export function createProgram(
+  io: Io,
+  setExit: (code: number) => void,
+  lazy: LazyCommands = new Map(),
+): Command {
   const program = new Command('thpsim');
+  const done = new Set<Register>();
+  // Register the loaded commands in a fixed order (the order of `thpsim --help`), each once.
+  const add = (...names: string[]) => {
+    for (const n of names) {
+      const f = lazy.get(n);
+      if (f && !done.has(f)) {
+        done.add(f);
+        f(program, io, setExit);
+      }
+    }
+  };
   program
     .description(
       "An executable model of the Linux memory manager's transparent huge pages (THP and mTHP): " +
@@ -122,13 +182,15 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       'after',
       '\nA progress bar appears on stderr for long runs when stderr is a terminal (never with --json).\n\nExamples:\n  thpsim run\n  thpsim run khugepaged-timeline --trace\n  thpsim run examples/fork-cow.yaml --json\n  thpsim run fault-orders --profile linux-6.18 -o out.json\n  thpsim run test/kernel-selftests/collapse_full.yaml --context madvise --mem shmem',
     )
-    .action((scenario: string | undefined, opts) => runCommand(io, scenario, opts));
+    .action(async (scenario: string | undefined, opts) =>
+      (await impl()).runCommand(io, scenario, opts),
+    );
 
   addRunOptions(
     program
       .command('collapse')
       .description(
-        'run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the result of every PMD range (exit status 2 if MADV_COLLAPSE failed)',
+        'run a scenario, then MADV_COLLAPSE on a range of one of its VMAs; print the errno and the result of every PMD range (exit status 1 if MADV_COLLAPSE failed)',
       )
       .argument('<scenario>', 'scenario file (.yaml, .yml, .json; "-" for stdin) or example name')
       .requiredOption('--proc <name>', 'the process')
@@ -141,12 +203,11 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
       'after',
       '\nExamples:\n  thpsim collapse khugepaged-timeline --proc app --vma heap\n  thpsim collapse examples/fork-cow.yaml --proc parent --vma heap --length 2pmd --json',
     )
-    .action((scenario: string, opts) => setExit(collapseCommand(io, scenario, opts)));
+    .action(async (scenario: string, opts) =>
+      setExit((await impl()).collapseCommand(io, scenario, opts)),
+    );
 
-  registerCompare(program, io);
-  registerCheck(program, io, setExit);
-  registerReport(program, io);
-  registerView(program, io, setExit);
+  add('compare', 'check', 'report', 'view');
 
   program
     .command('validate')
@@ -155,8 +216,8 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     )
     .argument('<scenario...>', 'scenario files or example names')
     .addOption(jsonOption())
-    .action((files: string[], opts: { json?: boolean }) =>
-      setExit(validateCommand(io, files, opts)),
+    .action(async (files: string[], opts: { json?: boolean }) =>
+      setExit((await impl()).validateCommand(io, files, opts)),
     );
 
   program
@@ -169,25 +230,24 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .addOption(jsonOption())
     .addOption(profileOption())
     .addOption(geometryOption())
-    .action((path: string | undefined, opts) => sysfsCommand(io, path, opts));
+    .action(async (path: string | undefined, opts) => (await impl()).sysfsCommand(io, path, opts));
 
   program
     .command('geometry')
     .description('print the page-table geometries (page size, levels, PMD size, mTHP sizes)')
     .addArgument(new Argument('[name]', 'one geometry').choices(GEOMETRY_NAMES))
     .addOption(jsonOption())
-    .action((name: string | undefined, opts: { json?: boolean }) =>
-      geometryCommand(io, name, opts),
+    .action(async (name: string | undefined, opts: { json?: boolean }) =>
+      (await impl()).geometryCommand(io, name, opts),
     );
 
   program
     .command('examples')
     .description('list the example scenarios in examples/ with their descriptions')
     .addOption(jsonOption())
-    .action((opts: { json?: boolean }) => examplesCommand(io, opts));
+    .action(async (opts: { json?: boolean }) => (await impl()).examplesCommand(io, opts));
 
-  addOracleCommand(program, io, setExit);
-  registerWorkloadCommands(program, io);
+  add('oracle', 'workload', 'replay', 'snapshot', 'thpmaps', 'whatif', 'tune', 'worker');
 
   return program;
 }
@@ -195,18 +255,20 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
 /** Run the CLI on argv (as process.argv); returns the exit status. */
 export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
   let code = 0;
-  const program = createProgram(io, (c) => (code = c));
+  const program = createProgram(io, (c) => (code = c), await loadCommands(argv));
   try {
     await program.parseAsync([...argv]);
     return code;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
-    if (e instanceof ScenarioError || e instanceof CliError) {
+    // commander has printed its own line for a usage error; --help and --version exit 0.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+    const { ScenarioError } = await import('../scenario/errors.ts');
+    if (e instanceof ScenarioError || e instanceof CliError || e instanceof RamSizeError) {
       io.err(`thpsim: ${oneLine(e.message)}\n`);
-      return 1;
+      return e instanceof UnavailableError ? EXIT.unavailable : EXIT.badInput;
     }
     if (process.env.THPSIM_DEBUG && e instanceof Error && e.stack) io.err(e.stack + '\n');
     io.err(`thpsim: internal error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
-    return 1;
+    return EXIT.internal;
   }
 }

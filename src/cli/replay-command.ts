@@ -5,6 +5,7 @@ import { COLLAPSE_POLICIES, type CollapsePolicy } from '../khugepaged/mthp/thres
 import { GEOMETRY_NAMES, type GeometryName } from '../mm/geometry.ts';
 import { isDirectory } from '../scenario/errors.ts';
 import { PROFILE_NAMES, type ProfileName } from '../mm/profile.ts';
+import { ramSizeProblem } from '../mm/ram.ts';
 import { parseSize, formatKb } from '../scenario/size.ts';
 import { damonOps, parseDamonJson, parseDamonPerfScript } from '../workload/damon.ts';
 import { parseJsonlTrace } from '../workload/jsonl.ts';
@@ -61,6 +62,14 @@ function size(v: string | undefined, what: string): number | undefined {
   }
 }
 
+/** --ram: a size the model can hold (the geometry's page size is checked again at build). */
+function ramSize(v: string): number {
+  const bytes = size(v, '--ram')!;
+  const why = ramSizeProblem(bytes, 4096);
+  if (why !== null) throw new CliError(`--ram: ${why}`);
+  return bytes;
+}
+
 /** --set path=value pairs. */
 export function parseSets(list: readonly string[] = []): Array<[string, string]> {
   return list.map((kv) => {
@@ -78,7 +87,7 @@ export function runReplay(file: string, opts: ReplayOpts): ReplayResult {
   const header: ReplayHeader = {
     ...(opts.geometry ? { geometry: opts.geometry } : {}),
     ...(opts.profile ? { profile: opts.profile } : {}),
-    ...(opts.ram ? { ram: size(opts.ram, '--ram') } : {}),
+    ...(opts.ram ? { ram: ramSize(opts.ram) } : {}),
   };
   const pageSize = 4096;
   const ops = (onHeader: (h: ReplayHeader) => void): Iterable<ReplayOp> => {

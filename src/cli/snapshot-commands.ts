@@ -1,5 +1,6 @@
 // thpsim snapshot, thpmaps and whatif (src/snapshot/).
 
+import { MAX_SLEEP_MS } from '../workload/jsonl.ts';
 import { readFileSync, readdirSync } from 'node:fs';
 import { INPUT_LIMITS, readBounded } from '../workload/read-bounded.ts';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ import {
 import { ThpmapsError, renderThpmaps, thpmaps, thpmapsJson } from '../snapshot/thpmaps.ts';
 import { WhatifError, type WhatifResult, whatif } from '../snapshot/whatif.ts';
 import { scenarioFor } from './commands.ts';
-import { CliError, type Io, json, writeFileAtomic } from './io.ts';
+import { CliError, type Io, json, UnavailableError, writeFileAtomic } from './io.ts';
 import { parseSets } from './replay-command.ts';
 
 function parsePid(v: string): number {
@@ -31,7 +32,10 @@ function live(pid: number): Snapshot {
   try {
     return captureLive(pid);
   } catch (e) {
-    if (e instanceof CaptureError) throw new CliError(e.message, { cause: e });
+    if (e instanceof CaptureError)
+      throw e.unavailable
+        ? new UnavailableError(e.message, { cause: e })
+        : new CliError(e.message, { cause: e });
     throw e;
   }
 }
@@ -320,6 +324,11 @@ export function registerSnapshotCommands(program: Command, io: Io): void {
         if (ms !== undefined && !(Number.isSafeInteger(ms) && ms >= 0))
           throw new CliError(
             `--ms: expected a whole number of milliseconds, got ${JSON.stringify(opts.ms)}`,
+          );
+        // khugepaged runs through every simulated ms: at most a day, as a trace's sleep.
+        if (ms !== undefined && ms > MAX_SLEEP_MS)
+          throw new CliError(
+            `--ms: at most ${MAX_SLEEP_MS} (a day of simulated time), got ${JSON.stringify(opts.ms)}`,
           );
         let ram: number | undefined;
         if (opts.ram !== undefined)

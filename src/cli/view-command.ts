@@ -23,6 +23,9 @@ function parsePort(v: string): number {
 
 export const DEFAULT_VIEW_PORT = 5178;
 
+/** Arguments that name a scenario (a YAML file or a generated workload), not a result file. */
+const SCENARIO_ARG = /\.ya?ml$|^workload:/i;
+
 /** The data the page shows: at most one run, one compare result and one check trace. */
 export function viewData(io: Io, files: string[], opts: ViewOpts): ViewData {
   const data: ViewData = { title: '' };
@@ -32,23 +35,25 @@ export function viewData(io: Io, files: string[], opts: ViewOpts): ViewData {
     data[k] = v;
     names.push(basename(from));
   };
+  const runScenario = (f: string) =>
+    collectScenario(
+      io,
+      f,
+      false,
+      opts.collapsePolicy ? { collapsePolicy: opts.collapsePolicy } : {},
+    );
   for (const f of files) {
+    // A scenario given where a result is expected is run, as `--scenario` would run it.
+    if (SCENARIO_ARG.test(f)) {
+      put('run', runScenario(f), f);
+      continue;
+    }
     const x = readResult(f, true);
     if (x.kind === 'run') put('run', x.run, f);
     else if (x.kind === 'compare') put('compare', x.compare, f);
     else put('check', x.trace, f);
   }
-  if (opts.scenario !== undefined)
-    put(
-      'run',
-      collectScenario(
-        io,
-        opts.scenario,
-        false,
-        opts.collapsePolicy ? { collapsePolicy: opts.collapsePolicy } : {},
-      ),
-      opts.scenario,
-    );
+  if (opts.scenario !== undefined) put('run', runScenario(opts.scenario), opts.scenario);
   if (!names.length)
     throw new CliError('view: give result files, a check trace, or --scenario <file>');
   data.title = names.join(' + ');
@@ -93,14 +98,14 @@ export function registerView(program: Command, io: Io, _setExit: (code: number) 
     )
     .argument(
       '[files...]',
-      'results to show: `thpsim run --metrics --json` output, `thpsim compare --json` output, a check trace or a check result with a counterexample',
+      'results to show: `thpsim run --metrics --json` output, `thpsim compare --json` output, a check trace or a check result with a counterexample; a scenario file (.yaml) or `workload:NAME` is run and shown',
     )
     .option(
       '--scenario <file>',
       'run this scenario (file or example name) with metrics and show it',
     )
     .addOption(
-      new Option('--collapse-policy <name>', 'with --scenario: the mTHP collapse design').choices(
+      new Option('--collapse-policy <name>', 'for a scenario run here: the mTHP collapse design').choices(
         COLLAPSE_POLICIES,
       ),
     )
@@ -111,7 +116,7 @@ export function registerView(program: Command, io: Io, _setExit: (code: number) 
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  thpsim view --scenario mthp-creep\n  thpsim run mthp-creep --metrics --json -o run.json && thpsim view run.json\n  thpsim view run.json cmp.json test/fixtures/check-trace-r1.json',
+      '\nExamples:\n  thpsim view --scenario mthp-creep\n  thpsim view examples/mthp-creep.yaml\n  thpsim run mthp-creep --metrics --json -o run.json && thpsim view run.json\n  thpsim view run.json cmp.json test/fixtures/check-trace-r1.json',
     )
     .action((files: string[], opts: ViewOpts) => viewCommand(io, files, opts));
 }

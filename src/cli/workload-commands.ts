@@ -17,8 +17,6 @@ import {
 import { type WorkloadOutcome, workloadOutcome } from '../workload/outcome.ts';
 import { buildWorkload } from '../workload/scenario.ts';
 import { CliError, type Io, json, writeFileAtomic } from './io.ts';
-import { registerSnapshotCommands } from './snapshot-commands.ts';
-import { registerReplay } from './replay-command.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -142,7 +140,7 @@ function workloadCommand(io: Io, name: string | undefined, opts: WorkloadOpts): 
   io.out(opts.json ? json(result) : renderOutcomes(name, outs, pageKb));
 }
 
-export function registerWorkloadCommands(program: Command, io: Io): void {
+export function registerWorkloadCommand(program: Command, io: Io): void {
   program
     .command('workload')
     .description(
@@ -164,6 +162,4 @@ export function registerWorkloadCommands(program: Command, io: Io): void {
       '\nA workload also runs wherever a scenario file goes: thpsim run workload:stride:max_ptes_none=470\n\nExamples:\n  thpsim workload\n  thpsim workload stride -p max_ptes_none=470\n  thpsim workload stride --sweep max_ptes_none=0,409,470,471,511\n  thpsim workload redis-3phase --policies v19,v10-scaled -p mthp=64kB\n  thpsim workload frag-100 --emit > frag.yaml\n  thpsim compare workload:sparse-heap:mthp=64kB --policies v19,v10-scaled',
     )
     .action((name: string | undefined, opts: WorkloadOpts) => workloadCommand(io, name, opts));
-  registerReplay(program, io);
-  registerSnapshotCommands(program, io);
 }

@@ -18,6 +18,7 @@ import {
   T_DETACHED,
   T_LINKED,
 } from '../mm/pgtable.ts';
+import { folioPteBatch } from '../mm/pte-batch.ts';
 import { rmapRemovePtes } from '../mm/rmap.ts';
 import {
   L_ANON_VMA_WRITE,
@@ -289,15 +290,7 @@ function releaseCopied(
     }
     const head = f.headOf(val);
     // Batch consecutive pages of one large folio so it never looks partially mapped.
-    let n = 1;
-    const last = head + (1 << f.order[head]);
-    while (
-      i + n < nr &&
-      val + n < last &&
-      (sb[base + i + n] & E_TYPE_MASK) === E_PRESENT &&
-      sv[base + i + n] === val + n
-    )
-      n++;
+    const n = folioPteBatch(f, head, sb, sv, base + i, nr - i);
     if (clear) for (let j = 0; j < n; j++) pte.clear(clear.pteT, clear.idx + i + j);
     rmapRemovePtes(k, head, val, n, vma);
     k.folioPut(head, n);

@@ -19,8 +19,18 @@ import { doSetPmd } from '../mm/fault-file.ts';
 import { PG_DIRTY, PG_FILE, PG_LOCKED, PG_LRU } from '../mm/folio.ts';
 import { collapseGfpMask } from '../mm/gfp.ts';
 import { type Kernel, NO_PFN } from '../mm/kernel.ts';
-import { levelIndex, pmdAlloc } from '../mm/pagewalk.ts';
+import {
+  type PmdVal,
+  levelIndex,
+  pmdAlloc,
+  pmdSameLockless,
+  pteOffsetMapLock,
+  pteOffsetMapRwNolock,
+  pteFreeDefer,
+  pteUnmapUnlock,
+} from '../mm/pagewalk.ts';
 import { E_NONE, E_PRESENT, E_TABLE, E_TYPE_MASK, PMD, T_DETACHED } from '../mm/pgtable.ts';
+import { folioPteBatch } from '../mm/pte-batch.ts';
 import { rmapRemovePtes } from '../mm/rmap.ts';
 import {
   L_FOLIO_LOCK,
@@ -31,8 +41,6 @@ import {
   S_PMD_ENTRY,
   type Step,
   lock,
-  rcuGracePeriod,
-  readShared,
   trylock,
   unlock,
   writeShared,
@@ -366,10 +374,7 @@ export function* retractPageTables(k: Kernel, file: AddressSpace, pgoff: number)
     yield unlock(L_PTE_LOCK, pteT);
     yield unlock(L_PMD_LOCK, pmdT);
     // pte_free_defer: freed after an RCU grace period; lockless walkers hold RCU meanwhile.
-    if (retracted) {
-      yield rcuGracePeriod();
-      pte.free(pteT);
-    }
+    if (retracted) yield* pteFreeDefer(k, pteT);
   }
   if (rmapLocked) yield unlock(L_I_MMAP_READ, file.id);
 }
@@ -450,39 +455,26 @@ function* retractOwnTable(
   const pmd = k.pt.pmd;
   const pte = k.pt.pte;
   const nr = k.geo.ptrsPerPte;
-  const pmdLoc = pmdT * pmd.entriesPerTable + pmdI;
   // step 1, under pte_offset_map_lock
-  yield lock(L_RCU, 0);
-  yield readShared(S_PMD_ENTRY, pmdLoc);
-  if (pmd.type(pmdT, pmdI) !== E_TABLE) {
-    yield unlock(L_RCU, 0);
-    return 'SCAN_FAIL';
-  }
-  let pteT = pmd.getVal(pmdT, pmdI);
-  yield lock(L_PTE_LOCK, pteT);
+  let pteT = (yield pteOffsetMapLock(k, pmdT, pmdI)) as number;
+  if (!pteT) return 'SCAN_FAIL';
   let result: ScanResult = checkTable(k, pteT, head);
-  yield unlock(L_PTE_LOCK, pteT);
-  yield unlock(L_RCU, 0);
+  yield* pteUnmapUnlock(pteT);
   if (result !== 'SCAN_SUCCEED') return result;
   // A private VMA armed for userfaultfd may get PTEs without the page cache: hold the PMD lock
   // from before the second look until the table is gone.
   const pml = uffdArmed(vma) && !(vma.flags & VM_SHARED);
   if (pml) yield lock(L_PMD_LOCK, pmdT);
   // step 2, under pte_offset_map_rw_nolock + the PTE lock, with the PMD entry unchanged
-  yield lock(L_RCU, 0);
-  yield readShared(S_PMD_ENTRY, pmdLoc);
-  const pgtPmdBits = pmd.getBits(pmdT, pmdI);
-  const pgtPmdVal = pmd.getVal(pmdT, pmdI);
-  if ((pgtPmdBits & E_TYPE_MASK) !== E_TABLE) {
-    yield unlock(L_RCU, 0);
+  const pgtPmd: PmdVal = { bits: 0, val: 0 };
+  pteT = (yield pteOffsetMapRwNolock(k, pmdT, pmdI, pgtPmd)) as number;
+  if (!pteT) {
     if (pml) yield unlock(L_PMD_LOCK, pmdT);
     return 'SCAN_FAIL';
   }
-  pteT = pgtPmdVal;
   yield lock(L_PTE_LOCK, pteT);
-  const same = () => pmd.getBits(pmdT, pmdI) === pgtPmdBits && pmd.getVal(pmdT, pmdI) === pgtPmdVal;
   let mapped = 0;
-  result = same() ? 'SCAN_SUCCEED' : 'SCAN_FAIL';
+  result = (yield* pmdSameLockless(k, pmdT, pmdI, pgtPmd)) ? 'SCAN_SUCCEED' : 'SCAN_FAIL';
   for (let i = 0; result === 'SCAN_SUCCEED' && i < nr; i++) {
     const bits = pte.getBits(pteT, i);
     const type = bits & E_TYPE_MASK;
@@ -496,13 +488,14 @@ function* retractOwnTable(
       break;
     }
     // Batch the run of consecutive pages so the folio never looks partially mapped on the way.
-    let batch = 1;
-    while (
-      i + batch < nr &&
-      pte.type(pteT, i + batch) === E_PRESENT &&
-      pte.getVal(pteT, i + batch) === head + i + batch
-    )
-      batch++;
+    const batch = folioPteBatch(
+      k.folios,
+      head,
+      pte.bits,
+      pte.val,
+      pteT * pte.entriesPerTable + i,
+      nr - i,
+    );
     for (let j = 0; j < batch; j++) pte.clear(pteT, i + j);
     rmapRemovePtes(k, head, head + i, batch, vma);
     mapped += batch;
@@ -510,8 +503,7 @@ function* retractOwnTable(
   }
   if (result !== 'SCAN_SUCCEED') {
     // abort: the PTEs cleared so far stay cleared; the table stays.
-    yield unlock(L_PTE_LOCK, pteT);
-    yield unlock(L_RCU, 0);
+    yield* pteUnmapUnlock(pteT);
     if (pml) yield unlock(L_PMD_LOCK, pmdT);
     if (mapped) k.folioPut(head, mapped);
     return result;
@@ -523,20 +515,18 @@ function* retractOwnTable(
   if (!pml) {
     yield lock(L_PMD_LOCK, pmdT);
     yield lock(L_PTE_LOCK, pteT);
-    if (!same()) {
-      yield unlock(L_PTE_LOCK, pteT);
-      yield unlock(L_RCU, 0);
+    if (!(yield* pmdSameLockless(k, pmdT, pmdI, pgtPmd))) {
+      yield* pteUnmapUnlock(pteT);
       yield unlock(L_PMD_LOCK, pmdT);
       return 'SCAN_FAIL';
     }
   }
   pmd.clear(pmdT, pmdI);
   pte.state[pteT] = T_DETACHED;
-  yield unlock(L_PTE_LOCK, pteT);
-  yield unlock(L_RCU, 0);
+  yield* pteUnmapUnlock(pteT);
   yield unlock(L_PMD_LOCK, pmdT);
-  // pte_free_defer
-  pte.free(pteT);
+  // Lockless walkers may still have the table mapped under RCU: not freed at once.
+  yield* pteFreeDefer(k, pteT);
   return 'SCAN_SUCCEED';
 }
 

@@ -8,6 +8,7 @@ import { collapsePossibleOrders, newCollapseControl, type CollapseControl } from
 import { khugepagedHasWork } from './enter.ts';
 import type { ScanResult } from './scan-result.ts';
 import { collapseSinglePmd } from './single-pmd.ts';
+import { policyReachesSubPmd } from './mthp/thresholds.ts';
 
 /** Forget an mm that exited or lost THP (the slot is freed when the cursor passes it). */
 function collectMmSlot(k: Kernel, id: number): void {
@@ -29,7 +30,7 @@ function advanceCursor(k: Kernel, id: number, drop: boolean): void {
 }
 
 /** collapse_scan_mm_slot: scan from the cursor until the budget is spent or the lock dropped. */
-function* scanMmSlot(
+export function* scanMmSlot(
   k: Kernel,
   budget: number,
   cc: CollapseControl,
@@ -61,9 +62,9 @@ function* scanMmSlot(
           progress++;
           continue;
         }
-        // pte-level collapse also reaches the parts of PMD ranges a VMA covers only in part.
+        // pte-level and rounds collapse also reach the parts of PMD ranges a VMA covers only in part.
         const partial =
-          k.collapsePolicy === 'pte-level' && (orders & ((1 << k.geo.pmdOrder) - 1)) !== 0;
+          policyReachesSubPmd(k.collapsePolicy) && (orders & ((1 << k.geo.pmdOrder) - 1)) !== 0;
         const hstart = partial ? vma.start : Math.ceil(vma.start / nr) * nr;
         const hend = partial ? vma.end : Math.floor(vma.end / nr) * nr;
         if (kh.cursorAddress > hend || hstart >= hend) {

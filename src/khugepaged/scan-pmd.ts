@@ -26,11 +26,12 @@ import {
   MARKER_UFFD_WP,
   E_MARKER,
 } from '../mm/pgtable.ts';
-import { L_PTE_LOCK, L_RCU, type Step, lock, unlock } from '../mm/step.ts';
+import { pteOffsetMapLock, pteUnmapUnlock } from '../mm/pagewalk.ts';
+import type { Step } from '../mm/step.ts';
 import { VM_DROPPABLE, type Mm, type Vma } from '../mm/vma.ts';
 import { type CollapseControl, maxPtesNone, maxPtesShared, maxPtesSwap } from './control.ts';
 import { findPmdOrThpOrNone } from './find-pmd.ts';
-import type { ScanResult } from './scan-result.ts';
+import { noPteTable, type ScanResult } from './scan-result.ts';
 
 // Module-local copies of the constants tested per PTE: V8 folds these into the loop, while each
 // use of an imported binding stays a load (as in accounting.ts).
@@ -125,17 +126,18 @@ export function* collapseScanPmd(
     scan.result = look.result;
     return scan;
   }
-  // pte_offset_map_lock
-  yield lock(L_RCU, 0);
-  const pteT = k.pt.pmd.getVal(look.pmdT, look.pmdI);
-  yield lock(L_PTE_LOCK, pteT);
+  const pteT = (yield pteOffsetMapLock(k, look.pmdT, look.pmdI)) as number;
+  if (!pteT) {
+    // The table went away after find_pmd_or_thp_or_none looked.
+    scan.result = noPteTable(k.profile, false);
+    return scan;
+  }
   let result = scanPteTable(k, vma, cc, pteT, scan, bits);
   if (result === 'SCAN_SUCCEED' && cc.isKhugepaged) {
     if (scan.referenced === 0 || (scan.unmapped > 0 && scan.referenced < k.geo.ptrsPerPte / 2))
       result = 'SCAN_LACK_REFERENCED_PAGE';
   }
-  yield unlock(L_PTE_LOCK, pteT);
-  yield unlock(L_RCU, 0);
+  yield* pteUnmapUnlock(pteT);
   scan.result = result;
   return scan;
 }

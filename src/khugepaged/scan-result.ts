@@ -38,6 +38,12 @@ export const SCAN_RESULTS = [
   'SCAN_COPY_MC',
   'SCAN_PAGE_FILLED',
   'SCAN_PAGE_DIRTY_OR_WRITEBACK',
+  // The rounds design (mm/collapse.c, not merged): a source mapped shared or not exclusive, an
+  // allocation without reclaim that missed while the sources were frozen (retried with reclaim
+  // before the next freeze), and a fault-in that had to drop the mmap lock.
+  'SCAN_PAGE_NOT_EXCLUSIVE',
+  'SCAN_ALLOC_LIGHT_MISS',
+  'SCAN_LOCK_DROPPED',
 ] as const;
 
 export type ScanResult = (typeof SCAN_RESULTS)[number];
@@ -64,6 +70,8 @@ const SOFT: ReadonlySet<ScanResult> = new Set<ScanResult>([
   'SCAN_PAGE_COMPOUND',
   'SCAN_PAGE_LRU',
   'SCAN_DEL_PAGE_LRU',
+  'SCAN_PAGE_NOT_EXCLUSIVE',
+  'SCAN_LOCK_DROPPED',
 ]);
 
 export function madviseCollapseContinues(p: KernelProfile, r: ScanResult): boolean {
@@ -89,6 +97,8 @@ export function madviseCollapseErrno(r: ScanResult): CollapseErrno {
     case 'SCAN_PAGE_FILLED':
     case 'SCAN_PAGE_HAS_PRIVATE':
     case 'SCAN_PAGE_DIRTY_OR_WRITEBACK':
+    case 'SCAN_PAGE_NOT_EXCLUSIVE':
+    case 'SCAN_LOCK_DROPPED':
       return 'EAGAIN';
     default:
       return 'EINVAL';

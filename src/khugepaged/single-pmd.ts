@@ -10,6 +10,7 @@ import { collapseScanFile, tryCollapsePteMappedThp } from './collapse-file.ts';
 import { type CollapseControl, collapsePossibleOrders } from './control.ts';
 import { PteBitmap } from './mthp/bitmap.ts';
 import { mthpCollapse } from './mthp/collapse.ts';
+import { collapseAnonPmdRounds } from './rounds/anon-pmd.ts';
 import { collapseScanPmd } from './scan-pmd.ts';
 import type { ScanResult } from './scan-result.ts';
 
@@ -64,12 +65,23 @@ export function* collapseSinglePmd(
   if (partial) enabled &= (1 << k.geo.pmdOrder) - 1;
   // Orders below PMD in play: fill the occupancy bitmap and let the order walk choose.
   const mthp = (enabled & ((1 << k.geo.pmdOrder) - 1)) !== 0;
+  // The rounds design cuts every collapse, PMD order included, from the usable-PTE bitmap.
+  const rounds = k.collapsePolicy === 'rounds';
   if (partial && !mthp) {
     record(k, mm, vpn, 'SCAN_ADDRESS_RANGE', cc);
     return { result: 'SCAN_ADDRESS_RANGE', lockDropped: false, progress: 1 };
   }
-  if (mthp) cc.bits ??= new PteBitmap(nr);
-  const scan = yield* collapseScanPmd(k, mm, vma, vpn, cc, mthp ? cc.bits! : null, lo, hi);
+  if (mthp || rounds) cc.bits ??= new PteBitmap(nr);
+  const scan = yield* collapseScanPmd(
+    k,
+    mm,
+    vma,
+    vpn,
+    cc,
+    mthp || rounds ? cc.bits! : null,
+    lo,
+    hi,
+  );
   const progress = k.profile.perPteScanProgress ? Math.max(1, scan.inspected) : nr;
   k.trace(
     'mm_khugepaged_scan_pmd',
@@ -97,9 +109,11 @@ export function* collapseSinglePmd(
     return { result: scan.result, lockDropped: false, progress };
   }
   yield unlock(L_MMAP_READ, mm.id);
-  const result: ScanResult = mthp
-    ? yield* mthpCollapse(k, mm, vpn, scan, enabled, cc)
-    : yield* collapseHugePage(k, mm, vpn, k.geo.pmdOrder, scan.referenced, scan.unmapped, cc);
+  const result: ScanResult = rounds
+    ? yield* collapseAnonPmdRounds(k, mm, vpn, scan, enabled, cc)
+    : mthp
+      ? yield* mthpCollapse(k, mm, vpn, scan, enabled, cc)
+      : yield* collapseHugePage(k, mm, vpn, k.geo.pmdOrder, scan.referenced, scan.unmapped, cc);
   record(
     k,
     mm,

@@ -2,6 +2,7 @@
 
 import type { Kernel } from './kernel.ts';
 import {
+  L_ANON_VMA_READ,
   L_ANON_VMA_WRITE,
   L_PAGE_TABLE_LOCK,
   S_VMA_TREE,
@@ -11,6 +12,34 @@ import {
   unlock,
 } from './step.ts';
 import { type AnonVma, VM_EXEC, VM_READ, VM_WRITE, type Vma } from './vma.ts';
+
+/**
+ * anon_vma_lock_write: every anon_vma of a fork tree shares its root's rwsem, so the lock
+ * taken is the root's whichever anon_vma of the tree the caller has.
+ */
+export function* anonVmaLockWrite(av: AnonVma): Step<void> {
+  yield lock(L_ANON_VMA_WRITE, av.root.id);
+}
+
+/** anon_vma_unlock_write. */
+export function* anonVmaUnlockWrite(av: AnonVma): Step<void> {
+  yield unlock(L_ANON_VMA_WRITE, av.root.id);
+}
+
+/** anon_vma_lock_read: the root's rwsem, for reading (rmap walks). */
+export function* anonVmaLockRead(av: AnonVma): Step<void> {
+  yield lock(L_ANON_VMA_READ, av.root.id);
+}
+
+/** anon_vma_unlock_read. */
+export function* anonVmaUnlockRead(av: AnonVma): Step<void> {
+  yield unlock(L_ANON_VMA_READ, av.root.id);
+}
+
+/** folio_anon_vma: the anon_vma an anonymous folio's mapping names, if it still exists. */
+export function folioAnonVma(k: Kernel, head: number): AnonVma | undefined {
+  return k.anonVmas.get(k.folios.mapping[head]);
+}
 
 /** Link a VMA to an anon_vma (anon_vma_chain_link). */
 export function anonVmaLink(vma: Vma, av: AnonVma): void {
@@ -57,12 +86,12 @@ export function* anonVmaPrepare(k: Kernel, vma: Vma): Step<void> {
   yield readShared(S_VMA_TREE, vma.mm.id);
   const found = mergeableAnonVma(vma);
   const av = found ?? k.newAnonVma();
-  yield lock(L_ANON_VMA_WRITE, av.root.id);
+  yield* anonVmaLockWrite(av);
   yield lock(L_PAGE_TABLE_LOCK, vma.mm.id);
   if (!vma.anonVma) {
     vma.anonVma = av;
     anonVmaLink(vma, av);
   }
   yield unlock(L_PAGE_TABLE_LOCK, vma.mm.id);
-  yield unlock(L_ANON_VMA_WRITE, av.root.id);
+  yield* anonVmaUnlockWrite(av);
 }

@@ -38,15 +38,14 @@ import {
 import { gfpDirectReclaim, gfpString } from './gfp.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
 import { memcgMigrate } from './memcg.ts';
-import { levelIndex, pmdReadLockless, pmdTableOf } from './pagewalk.ts';
-import { E_PRESENT, E_TABLE, E_TYPE_MASK, PMD } from './pgtable.ts';
+import { levelIndex, pmdTableOf, pteOffsetMapLock, pteUnmapUnlock } from './pagewalk.ts';
+import { E_PRESENT, PMD } from './pgtable.ts';
 import { rmapAddPtes, rmapRemovePtes } from './rmap.ts';
 import { anonRmapVmas } from './split.ts';
 import {
   L_ANON_VMA_READ,
   L_FOLIO_LOCK,
   L_LRU_LOCK,
-  L_PTE_LOCK,
   type Step,
   lock,
   trylock,
@@ -202,19 +201,6 @@ function* compactBlock(k: Kernel, start: number, n: number, heads: number[]): St
   return ok;
 }
 
-/** pte_offset_map_lock: the PTE table the PMD entry points at now, locked; 0 if there is none. */
-function* lockPteTable(k: Kernel, pmdT: number, pmdI: number): Step<number> {
-  const pmd = k.pt.pmd;
-  for (;;) {
-    const bits = (yield pmdReadLockless(k, pmdT, pmdI)) as number;
-    if ((bits & E_TYPE_MASK) !== E_TABLE) return 0;
-    const pteT = pmd.getVal(pmdT, pmdI);
-    yield lock(L_PTE_LOCK, pteT);
-    if (pmd.type(pmdT, pmdI) === E_TABLE && pmd.getVal(pmdT, pmdI) === pteT) return pteT;
-    yield unlock(L_PTE_LOCK, pteT);
-  }
-}
-
 /**
  * migrate_pages for one small anon folio src into the fresh folio dst (one reference, the
  * allocation's). Returns whether src was moved (or went away by itself); on failure every
@@ -256,7 +242,7 @@ export function* migrateFolio(k: Kernel, src: number, dst: number): Step<boolean
     if (vpn < 0) continue;
     const pmdT = pmdTableOf(k, vma.mm, vpn);
     if (!pmdT) continue;
-    const pteT = (yield lockPteTable(k, pmdT, levelIndex(k, vpn, PMD))) as number;
+    const pteT = (yield pteOffsetMapLock(k, pmdT, levelIndex(k, vpn, PMD))) as number;
     if (!pteT) continue;
     const pteI = vpn % ptrs;
     if (pte.type(pteT, pteI) === E_PRESENT && pte.getVal(pteT, pteI) === src) {
@@ -276,7 +262,7 @@ export function* migrateFolio(k: Kernel, src: number, dst: number): Step<boolean
       rmapRemovePtes(k, src, src, 1, vma);
       k.folioPut(src);
     }
-    yield unlock(L_PTE_LOCK, pteT);
+    yield* pteUnmapUnlock(pteT);
   }
   yield unlock(L_ANON_VMA_READ, root);
   const moved = f.mapcount[src] === 0;

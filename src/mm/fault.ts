@@ -11,6 +11,7 @@ import { highestOrder } from './geometry.ts';
 import { GFP_TRANSHUGE, __GFP_MOVABLE, gfpDirectReclaim, vmaThpGfpMask } from './gfp.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
 import { folioPrealloc, memcgCharge } from './memcg.ts';
+import { migrationEntryWait } from './migration-entry.ts';
 import {
   entryLoc,
   levelIndex,
@@ -31,6 +32,7 @@ import {
   B_YOUNG,
   E_NONE,
   E_PRESENT,
+  E_MIGRATION,
   E_SWAP,
   E_TABLE,
   E_TYPE_MASK,
@@ -413,6 +415,11 @@ function* handlePteFault(
     return (yield doAnonymousPage(k, vma, vpn, pmdT, pmdI, write, vmaLock)) as number;
   if (type === E_SWAP)
     return (yield doSwapPage(k, vma, vpn, pmdT, pmdI, pteT, pteI, bits, write, vmaLock)) as number;
+  if (type === E_MIGRATION) {
+    // do_swap_page's migration case: sleep until the barrier is lowered, then refault.
+    yield* migrationEntryWait(k, pmdT, pmdI, pteT, pteI);
+    return 0;
+  }
   if (type !== E_PRESENT) return 0;
   if (write && !(bits & B_WRITE))
     return (yield doWpPage(k, vma, vpn, pmdT, pmdI, pteT, pteI, bits, vmaLock)) as number;

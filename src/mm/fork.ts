@@ -5,7 +5,7 @@
 // be pinned are copied for the child right away instead.
 
 import { khugepagedEnter } from '../khugepaged/enter.ts';
-import { anonVmaLink } from './anon-vma.ts';
+import { anonVmaLink, anonVmaLockWrite, anonVmaUnlockWrite } from './anon-vma.ts';
 import { depositTable } from './fault.ts';
 import { PG_ANON, PG_ANON_EXCLUSIVE, PG_ZERO } from './folio.ts';
 import { type Kernel, NO_PFN } from './kernel.ts';
@@ -13,10 +13,8 @@ import { MmError, exitMmap, mmapWriteUnlock } from './mmap.ts';
 import { vmaPteProt } from './mprotect.ts';
 import { levelIndex, pmdAlloc, pmdTableOf, pteAlloc } from './pagewalk.ts';
 import {
-  B_CONT,
   B_DIRTY,
   B_EXCLUSIVE,
-  B_SOFT_DIRTY,
   B_SPECIAL,
   B_UFFD_WP,
   B_WRITE,
@@ -31,10 +29,10 @@ import {
   MARKER_UFFD_WP,
   PMD,
 } from './pgtable.ts';
+import { FPB_RESPECT_DIRTY, folioPteBatch } from './pte-batch.ts';
 import { folioAddNewAnon, rmapAddPmd, rmapAddPtes } from './rmap.ts';
 import { splitHugePmd } from './split.ts';
 import {
-  L_ANON_VMA_WRITE,
   L_MMAP_WRITE,
   L_PMD_LOCK,
   L_PTE_LOCK,
@@ -105,17 +103,16 @@ export function* doFork(k: Kernel, parent: Mm, childName: string): Step<Mm> {
 function* anonVmaFork(k: Kernel, dst: Vma, src: Vma): Step<void> {
   const pav = src.anonVma;
   if (!pav) return;
-  const root = pav.root;
   // anon_vma_clone: rmap must find the pages the child still shares with its ancestors.
-  yield lock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaLockWrite(pav);
   for (const av of src.chain) anonVmaLink(dst, av);
-  yield unlock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaUnlockWrite(pav);
   // The child's COW copies go to a fresh anon_vma under the same root.
   const av = k.newAnonVma(pav);
-  yield lock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaLockWrite(pav);
   dst.anonVma = av;
   anonVmaLink(dst, av);
-  yield unlock(L_ANON_VMA_WRITE, root.id);
+  yield* anonVmaUnlockWrite(pav);
 }
 
 /** copy_page_range for one VMA: the parent's write_protect_seq is odd while COW copies run. */
@@ -282,9 +279,6 @@ function* copyPteRange(
   }
 }
 
-/** PTE bits folio_pte_batch ignores when it groups PTEs of one large folio. */
-const BATCH_IGNORED = B_YOUNG | B_WRITE | B_SOFT_DIRTY | B_CONT;
-
 /**
  * copy_present_ptes: duplicate the mapping of one PTE, or of a batch of PTEs mapping consecutive
  * pages of one large folio. Returns the number of PTEs handled, or NEED_PREALLOC.
@@ -314,15 +308,12 @@ function copyPresentPtes(
   const pinned = anon && maybePinned(k, head);
   let nr = 1;
   if (prealloc.pfn === NO_PFN && f.order[head] > 0 && maxNr > 1) {
-    // folio_pte_batch
-    const last = head + (1 << f.order[head]);
-    const limit = Math.min(maxNr, last - pfn, pte.entriesPerTable - i);
-    while (nr < limit) {
-      const b = pte.getBits(srcPteT, i + nr);
-      if ((b & E_TYPE_MASK) !== E_PRESENT || pte.getVal(srcPteT, i + nr) !== pfn + nr) break;
-      if ((b ^ bits) & ~BATCH_IGNORED) break;
-      nr++;
-    }
+    // A private mapping keeps its dirty bits apart (the child's copies keep them); soft-dirty
+    // tracking (VM_SOFTDIRTY) is not modelled, so those bits are never respected.
+    const respect = dst.flags & VM_SHARED ? 0 : FPB_RESPECT_DIRTY;
+    const at = srcPteT * pte.entriesPerTable + i;
+    const max = Math.min(maxNr, pte.entriesPerTable - i);
+    nr = folioPteBatch(f, head, pte.bits, pte.val, at, max, respect);
     if (pinned && anyExclusive(k, pfn, nr)) return NEED_PREALLOC;
   } else if (pinned && f.flags[pfn] & PG_ANON_EXCLUSIVE) {
     if (prealloc.pfn === NO_PFN) return NEED_PREALLOC;

@@ -2,12 +2,14 @@
 // memory, page tables, swap, processes and counters. Operations (faults, madvise, mmap, fork, ...)
 // are step functions in their own files that take this object.
 
+import type { KernelBug } from './bugs.ts';
 import type { CollapsePolicy } from '../khugepaged/mthp/thresholds.ts';
 import { BuddyAllocator } from './buddy.ts';
 import { FolioTable, PG_DEFERRED, PG_PARTIALLY_MAPPED, PG_ZERO, PG_ANON } from './folio.ts';
 import { type Geometry, type GeometryName, geometry } from './geometry.ts';
 import { BalanceSink, LockTable } from './locks.ts';
 import { PageTables } from './pgtable.ts';
+import { checkRamSize } from './ram.ts';
 import { type KernelProfile, type ProfileName, DEFAULT_PROFILE, profile } from './profile.ts';
 import { Rng } from './rng.ts';
 import { type ThpSettings, defaultSettings } from './settings.ts';
@@ -34,52 +36,8 @@ export interface KernelConfig {
 
 export const NO_PFN = -1;
 
-/** The bug switches the checker's broken variants turn on (docs/page-table-walkers.md). */
-export type KernelBug =
-  /** mTHP collapse revalidates only its own range, not that the VMA spans the PMD (v5). */
-  | 'no-full-pmd-check'
-  /** mTHP collapse drops the anon_vma write lock after isolation, as the PMD path does (v5). */
-  | 'early-anon-vma-unlock'
-  /** Collapse skips tlb_remove_table_sync_one after detaching the table. */
-  | 'no-ipi-sync'
-  /** GUP-fast keeps its folio reference without rechecking the PMD and PTE. */
-  | 'no-gup-recheck'
-  /** pte-level collapse copies the old pages before flushing the TLB range. */
-  | 'copy-before-flush'
-  /** pte-level collapse checks references before it clears the PTEs (the first version). */
-  | 'pte-level-isolate-before-clear'
-  /** Empty-table reclaim frees the table at once instead of after an RCU grace period. */
-  | 'pt-reclaim-no-rcu'
-  /** NUMA hinting changes a huge PMD through none instead of pmdp_invalidate (before 2017). */
-  | 'numa-pmd-via-none'
-  /** A read-locked walker takes a huge PMD for a bad one and clears it (before 2012). */
-  | 'pmd-clear-bad'
-  /** Page tables are freed without flushing the CPUs' paging-structure caches (R12). */
-  | 'no-psc-flush'
-  /** retract_page_tables walks the file's VMAs without the i_mmap lock (R10). */
-  | 'retract-no-i-mmap-lock'
-  /** retract_page_tables does not recheck for guard markers under the PTE lock (R20). */
-  | 'retract-no-guard-recheck'
-  /** pmd_install publishes its table without rechecking that the entry is still none. */
-  | 'pmd-install-no-recheck'
-  /** do_anonymous_page writes its PTEs without the PTE lock and without rechecking them. */
-  | 'set-pte-without-ptl'
-  /** collapse_huge_page skips vma_start_write: per-VMA-lock faults are not excluded. */
-  | 'collapse-no-vma-write-lock'
-  /** Empty-table reclaim takes the PMD lock (not a trylock) while holding the PTE lock. */
-  | 'pt-reclaim-pmd-lock-under-ptl'
-  /** A page-table walker walks without the mmap read lock (rule 1). */
-  | 'walk-without-mmap-lock'
-  /** remove_migration_ptes also fills empty entries, under the rmap lock alone (rule 2). */
-  | 'migration-restore-populates'
-  /** The anonymous fault maps a page without checking for an OOM-reaped mm (rule 21). */
-  | 'no-stable-check'
-  /** mremap moves PTEs without the rmap locks although the rmap order needs them (rule 14). */
-  | 'move-ptes-no-rmap-lock'
-  /** A fault under the VMA lock alone gives the VMA an anon_vma (rule 18). */
-  | 'anon-vma-under-vma-lock'
-  /** GUP-fast reads the PMD a second time for the table pointer (rule 6). */
-  | 'gup-fast-reread-pmd';
+/** The bug switches (src/mm/bugs.ts lists them). */
+export type { KernelBug };
 
 export class Kernel {
   readonly geo: Geometry;
@@ -134,6 +92,24 @@ export class Kernel {
     pass: null as null | { progress: number; passThroughHead: number; waitAllowed: boolean },
     /** The once-only warning about max_ptes_none values mTHP collapse does not support. */
     warnedMaxPtesNone: false,
+    /**
+     * The rounds design's cost counters (docs/designs.md's cost model): rounds run, candidates
+     * frozen, pages frozen, and per round the pages copied while its sources were frozen.
+     */
+    rounds: {
+      rounds: 0,
+      frozenCandidates: 0,
+      frozenPages: 0,
+      installed: 0,
+      lightMisses: 0,
+      lockDrops: 0,
+      /** Sum over rounds of the pages the round copied while frozen (sum of c_r). */
+      copiedPages: 0,
+      /** Sum over rounds of frozen pages times pages copied (page-weighted frozen window). */
+      frozenTimesCopied: 0,
+      /** The largest number of pages one round copied while frozen. */
+      maxCopied: 0,
+    },
   };
   /** Which mTHP collapse design runs (the merged one by default). */
   collapsePolicy: CollapsePolicy = 'v19';
@@ -158,9 +134,7 @@ export class Kernel {
     this.profile = profile(cfg.profile ?? DEFAULT_PROFILE);
     this.settings = defaultSettings(this.geo);
     this.stats = new Stats(this.geo.maxPageOrder);
-    const ram = cfg.ramBytes ?? 1024 * 1024 * 1024;
-    this.nrPages = Math.floor(ram / this.geo.pageSize);
-    if (this.nrPages < 2) throw new Error(`ram must hold at least 2 pages (got ${ram} bytes)`);
+    this.nrPages = checkRamSize(cfg.ramBytes ?? 1024 * 1024 * 1024, this.geo.pageSize);
     this.folios = new FolioTable(this.nrPages);
     this.buddy = new BuddyAllocator(
       this.nrPages,

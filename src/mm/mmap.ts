@@ -2,11 +2,10 @@
 // and teardown through zap + free_pgtables with the floor/ceiling of the surviving neighbours.
 
 import { khugepagedEnterVma } from '../khugepaged/enter.ts';
-import { anonVmaUnlinkAll } from './anon-vma.ts';
+import { anonVmaLockWrite, anonVmaUnlinkAll, anonVmaUnlockWrite } from './anon-vma.ts';
 import { unlinkFileVma } from './filemap.ts';
 import type { Kernel } from './kernel.ts';
 import {
-  L_ANON_VMA_WRITE,
   L_I_MMAP_WRITE,
   L_MMAP_READ,
   L_MMAP_WRITE,
@@ -126,10 +125,10 @@ export function* unmapRegion(k: Kernel, mm: Mm, start: number, end: number): Ste
     yield* zapRange(k, vma, vma.start, vma.end, { keepGuards: false, reclaimTables: false });
   for (const vma of vmas) {
     // unlink_anon_vmas: under the anon_vma write lock, so rmap walks finish first.
-    const root = vma.anonVma?.root.id;
-    if (root !== undefined) yield lock(L_ANON_VMA_WRITE, root);
+    const av = vma.anonVma;
+    if (av) yield* anonVmaLockWrite(av);
     anonVmaUnlinkAll(vma);
-    if (root !== undefined) yield unlock(L_ANON_VMA_WRITE, root);
+    if (av) yield* anonVmaUnlockWrite(av);
     if (vma.file) yield* unlinkFileVma(k, vma);
   }
   // tlb_remove_table: the tables are freed after an RCU grace period, which RCU readers and a

@@ -6,7 +6,7 @@
 // range is unmapped afterwards, which frees the tables it leaves empty.
 
 import { khugepagedEnterVma } from '../khugepaged/enter.ts';
-import { anonVmaLink } from './anon-vma.ts';
+import { anonVmaLink, anonVmaLockWrite, anonVmaUnlockWrite } from './anon-vma.ts';
 import type { Kernel } from './kernel.ts';
 import { MmError, mmapBase, mmapWriteUnlock, unmapRegion } from './mmap.ts';
 import {
@@ -35,7 +35,6 @@ import {
 } from './pgtable.ts';
 import { splitHugePmd } from './split.ts';
 import {
-  L_ANON_VMA_WRITE,
   L_MMAP_READ,
   L_MMAP_WRITE,
   L_PAGE_TABLE_LOCK,
@@ -238,11 +237,10 @@ function* moveVma(
     );
     if (vma.anonVma) {
       // anon_vma_clone
-      const root = vma.anonVma.root;
-      yield lock(L_ANON_VMA_WRITE, root.id);
+      yield* anonVmaLockWrite(vma.anonVma);
       nv.anonVma = vma.anonVma;
       for (const av of vma.chain) anonVmaLink(nv, av);
-      yield unlock(L_ANON_VMA_WRITE, root.id);
+      yield* anonVmaUnlockWrite(vma.anonVma);
     }
     mm.insertVma(nv);
     yield* vmaStartWrite(nv);
@@ -259,11 +257,11 @@ function extentOf(span: number, old: number, oldEnd: number, nw: number): number
 
 /** take_rmap_locks for a table move: rmap must see the entries at the old or the new place. */
 function* takeRmapLocks(vma: Vma): Step<void> {
-  if (vma.anonVma) yield lock(L_ANON_VMA_WRITE, vma.anonVma.root.id);
+  if (vma.anonVma) yield* anonVmaLockWrite(vma.anonVma);
 }
 
 function* dropRmapLocks(vma: Vma): Step<void> {
-  if (vma.anonVma) yield unlock(L_ANON_VMA_WRITE, vma.anonVma.root.id);
+  if (vma.anonVma) yield* anonVmaUnlockWrite(vma.anonVma);
 }
 
 /** move_page_tables: relocate the entries of [oldStart, oldStart + pages) to newStart. */

@@ -23,6 +23,7 @@ import {
   S_PUD_ENTRY,
   type Step,
   lock,
+  rcuGracePeriod,
   readShared,
   writeShared,
   unlock,
@@ -131,30 +132,89 @@ export function* pteAlloc(k: Kernel, mm: Mm, pmdTable: number, pmdIdx: number): 
   return result;
 }
 
+/** The PMD entry as one walker read it (the kernel's pmdval), to test with pmdSameLockless. */
+export interface PmdVal {
+  bits: number;
+  val: number;
+}
+
 /**
- * pte_offset_map_lock: under RCU, read the PMD again, lock the PTE table it points to and check
- * that it still does (pmd_same). Returns the table, locked and with RCU held, or 0 (no table any
- * more: the caller refaults). Undo with pteUnmapUnlock.
+ * __pte_offset_map: enter an RCU read section (which keeps a PTE table from being freed, see
+ * pte_free_defer), read the PMD entry once without a lock (pmdp_get_lockless) and map the table
+ * it points to. A PMD that is none, huge, a migration entry or being split maps nothing: RCU is
+ * left and 0 returned. With `pmdval` the entry read is stored there (the kernel's pmdvalp).
  */
-export function* pteOffsetMapLock(k: Kernel, pmdTable: number, pmdIdx: number): Step<number> {
+export function* pteOffsetMap(
+  k: Kernel,
+  pmdTable: number,
+  pmdIdx: number,
+  pmdval?: PmdVal,
+): Step<number> {
   const pmd = k.pt.pmd;
   yield lock(L_RCU, 0);
   yield readShared(S_PMD_ENTRY, entryLoc(pmd, pmdTable, pmdIdx));
-  if ((pmd.getBits(pmdTable, pmdIdx) & E_TYPE_MASK) !== E_TABLE) {
+  const bits = pmd.getBits(pmdTable, pmdIdx);
+  if ((bits & E_TYPE_MASK) !== E_TABLE) {
     yield unlock(L_RCU, 0);
     return 0;
   }
   const pteT = pmd.getVal(pmdTable, pmdIdx);
-  yield lock(L_PTE_LOCK, pteT);
-  if (
-    (pmd.getBits(pmdTable, pmdIdx) & E_TYPE_MASK) !== E_TABLE ||
-    pmd.getVal(pmdTable, pmdIdx) !== pteT
-  ) {
-    yield unlock(L_PTE_LOCK, pteT);
-    yield unlock(L_RCU, 0);
-    return 0;
+  if (pmdval) {
+    pmdval.bits = bits;
+    pmdval.val = pteT;
   }
   return pteT;
+}
+
+/**
+ * pte_offset_map_rw_nolock: __pte_offset_map without taking the PTE lock. The caller takes the
+ * table's lock itself and, before it changes anything, tests with pmdSameLockless that the PMD
+ * still holds `pmdval` (the table may have been retracted or replaced in between).
+ */
+export function* pteOffsetMapRwNolock(
+  k: Kernel,
+  pmdTable: number,
+  pmdIdx: number,
+  pmdval: PmdVal,
+): Step<number> {
+  return yield* pteOffsetMap(k, pmdTable, pmdIdx, pmdval);
+}
+
+/** pmd_same(pmdval, pmdp_get_lockless(pmd)): read the PMD entry again and compare. */
+export function* pmdSameLockless(
+  k: Kernel,
+  pmdTable: number,
+  pmdIdx: number,
+  pmdval: PmdVal,
+): Step<boolean> {
+  const pmd = k.pt.pmd;
+  yield readShared(S_PMD_ENTRY, entryLoc(pmd, pmdTable, pmdIdx));
+  return (
+    pmd.getBits(pmdTable, pmdIdx) === pmdval.bits && pmd.getVal(pmdTable, pmdIdx) === pmdval.val
+  );
+}
+
+/**
+ * pte_offset_map_lock (__pte_offset_map_lock): map the table under RCU (pteOffsetMap), take its
+ * PTE lock, and read the PMD entry again: if it changed meanwhile (the table was retracted,
+ * collapsed or moved), unlock and start over. Returns the table, locked and with RCU held, or
+ * 0 with nothing held when the PMD maps no table (the caller refaults or skips the range).
+ * Undo with pteUnmapUnlock.
+ */
+export function* pteOffsetMapLock(k: Kernel, pmdTable: number, pmdIdx: number): Step<number> {
+  const pmd = k.pt.pmd;
+  const loc = entryLoc(pmd, pmdTable, pmdIdx);
+  for (;;) {
+    const pteT = yield* pteOffsetMap(k, pmdTable, pmdIdx);
+    if (!pteT) return 0;
+    // The entry pteOffsetMap has just read (no event in between): the kernel's pmdval.
+    const bits = pmd.getBits(pmdTable, pmdIdx);
+    yield lock(L_PTE_LOCK, pteT);
+    yield readShared(S_PMD_ENTRY, loc);
+    if (pmd.getBits(pmdTable, pmdIdx) === bits && pmd.getVal(pmdTable, pmdIdx) === pteT)
+      return pteT;
+    yield* pteUnmapUnlock(pteT);
+  }
 }
 
 /**
@@ -183,4 +243,14 @@ export function* pteUnmapUnlock(pteT: number): Step<void> {
 export function* pmdReadLockless(k: Kernel, pmdTable: number, pmdIdx: number): Step<number> {
   yield readShared(S_PMD_ENTRY, entryLoc(k.pt.pmd, pmdTable, pmdIdx));
   return k.pt.pmd.getBits(pmdTable, pmdIdx);
+}
+
+/**
+ * pte_free_defer: free a PTE table already unlinked from its PMD only after an RCU grace period,
+ * so that walkers which mapped it under RCU (pte_offset_map) can still lock it and find through
+ * their PMD recheck that it is gone.
+ */
+export function* pteFreeDefer(k: Kernel, pteT: number): Step<void> {
+  yield rcuGracePeriod();
+  k.pt.pte.free(pteT);
 }

@@ -13,6 +13,7 @@
 // Isolation: the model takes no isolation reference. A folio on the private reclaim list has
 // PG_LRU cleared (folio_isolate_lru) and is re-validated under its folio lock before reclaim.
 
+import { anonVmaLockRead, anonVmaUnlockRead, folioAnonVma } from './anon-vma.ts';
 import { swapCacheMaybeDrop } from './fault.ts';
 import {
   PG_ANON,
@@ -27,7 +28,13 @@ import {
   PG_ZERO,
 } from './folio.ts';
 import type { Kernel } from './kernel.ts';
-import { levelIndex, pmdReadLockless, pmdTableOf } from './pagewalk.ts';
+import {
+  levelIndex,
+  pmdReadLockless,
+  pmdTableOf,
+  pteOffsetMapLock,
+  pteUnmapUnlock,
+} from './pagewalk.ts';
 import {
   B_DIRTY,
   B_EXCLUSIVE,
@@ -43,15 +50,15 @@ import {
   MARKER_POISON,
   PMD,
 } from './pgtable.ts';
+import { folioPteBatch } from './pte-batch.ts';
 import { rmapRemovePmd, rmapRemovePtes } from './rmap.ts';
 import { anonRmapVmas, splitFolio, splitHugePmd } from './split.ts';
 import {
-  L_ANON_VMA_READ,
   L_FOLIO_LOCK,
   L_PMD_LOCK,
-  L_PTE_LOCK,
   L_SWAP_LOCK,
   type Step,
+  call,
   lock,
   trylock,
   unlock,
@@ -86,15 +93,9 @@ function madvLruVma(vma: Vma): boolean {
 }
 
 /** madvise_folio_pte_batch: PTEs from index i up to endI mapping consecutive pages of one folio. */
-function pteBatch(k: Kernel, pteT: number, i: number, endI: number, pfn: number, head: number) {
+function pteBatch(k: Kernel, pteT: number, i: number, endI: number, head: number): number {
   const pte = k.pt.pte;
-  const last = head + k.folios.nrPagesOf(head);
-  let nr = 1;
-  while (i + nr < endI && pfn + nr < last) {
-    if (pte.type(pteT, i + nr) !== E_PRESENT || pte.getVal(pteT, i + nr) !== pfn + nr) break;
-    nr++;
-  }
-  return nr;
+  return folioPteBatch(k.folios, head, pte.bits, pte.val, pteT * pte.entriesPerTable + i, endI - i);
 }
 
 interface Resplit {
@@ -118,23 +119,10 @@ function* splitPartlyCovered(
   pteT: number,
 ): Step<Resplit> {
   if (k.folios.maybeMappedShared(head)) return { pteT, skip: nr };
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   const split: boolean = yield* splitFolio(k, head);
-  const relocked: number = yield* lockPteTable(k, pmdT, pmdI);
+  const relocked: number = yield* call(pteOffsetMapLock(k, pmdT, pmdI));
   return { pteT: relocked, skip: split ? 0 : nr };
-}
-
-/** pte_offset_map_lock: lock the PTE table the PMD entry points at now; 0 if there is none. */
-function* lockPteTable(k: Kernel, pmdT: number, pmdI: number): Step<number> {
-  const pmd = k.pt.pmd;
-  for (;;) {
-    const bits: number = yield* pmdReadLockless(k, pmdT, pmdI);
-    if ((bits & E_TYPE_MASK) !== E_TABLE) return 0;
-    const pteT = pmd.getVal(pmdT, pmdI);
-    yield lock(L_PTE_LOCK, pteT);
-    if (pmd.type(pmdT, pmdI) === E_TABLE && pmd.getVal(pmdT, pmdI) === pteT) return pteT;
-    yield unlock(L_PTE_LOCK, pteT);
-  }
 }
 
 /** The PMD-sized spans [s, e) of [start, end), with the PMD table and index covering each. */
@@ -221,7 +209,7 @@ function* pageoutPtes(
   const f = k.folios;
   const pte = k.pt.pte;
   const ptrs = k.geo.ptrsPerPte;
-  let pteT: number = yield* lockPteTable(k, pmdT, pmdI);
+  let pteT: number = yield* call(pteOffsetMapLock(k, pmdT, pmdI));
   if (!pteT) return;
   const endI = ((end - 1) % ptrs) + 1;
   for (let i = start % ptrs; i < endI;) {
@@ -239,7 +227,7 @@ function* pageoutPtes(
     const n = f.nrPagesOf(head);
     let nr = 1;
     if (n > 1) {
-      nr = pteBatch(k, pteT, i, endI, pfn, head);
+      nr = pteBatch(k, pteT, i, endI, head);
       if (nr < n) {
         // A large folio not wholly mapped in range: the covered pages go alone.
         const r: Resplit = yield* splitPartlyCovered(k, head, nr, pmdT, pmdI, pteT);
@@ -253,7 +241,7 @@ function* pageoutPtes(
     if (f.mapcount[head] === n) isolate(k, head, isolated);
     i += nr;
   }
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
 }
 
 /** reclaim_pages for one isolated folio, then folio_putback_lru for whatever is left of it. */
@@ -374,8 +362,9 @@ function* unmapToSwap(k: Kernel, head: number, slot: number): Step<void> {
   const sw = k.swap;
   const ptrs = k.geo.ptrsPerPte;
   const n = f.nrPagesOf(head);
-  const av = f.mapping[head];
-  yield lock(L_ANON_VMA_READ, av);
+  // folio_lock_anon_vma_read: the root's rwsem (the folio's own anon_vma may be a child's).
+  const av = folioAnonVma(k, head);
+  if (av) yield* anonVmaLockRead(av);
   const vmas = anonRmapVmas(k, head);
   if (f.entireMapcount[head] > 0) yield* splitPmdMappings(k, vmas, head);
   for (const vma of vmas) {
@@ -384,7 +373,7 @@ function* unmapToSwap(k: Kernel, head: number, slot: number): Step<void> {
     const hi = Math.min(first + n, vma.end);
     for (const [s, e, pmdT, pmdI] of pmdSpans(k, vma, lo, hi)) {
       if (k.pt.pmd.type(pmdT, pmdI) !== E_TABLE) continue;
-      const pteT: number = yield* lockPteTable(k, pmdT, pmdI);
+      const pteT: number = yield* call(pteOffsetMapLock(k, pmdT, pmdI));
       if (!pteT) continue;
       let unmapped = 0;
       let runStart = -1;
@@ -413,11 +402,11 @@ function* unmapToSwap(k: Kernel, head: number, slot: number): Step<void> {
           run = 0;
         }
       }
-      yield unlock(L_PTE_LOCK, pteT);
+      yield* pteUnmapUnlock(pteT);
       if (unmapped) k.folioPut(head, unmapped);
     }
   }
-  yield unlock(L_ANON_VMA_READ, av);
+  if (av) yield* anonVmaUnlockRead(av);
 }
 
 /** A lazy-free folio was written after MADV_FREE: make it swap-backed again, and dirty. */
@@ -434,8 +423,9 @@ function redirtied(k: Kernel, head: number): void {
 function* discardLazyfree(k: Kernel, head: number): Step<void> {
   const f = k.folios;
   const n = f.nrPagesOf(head);
-  const av = f.mapping[head];
-  yield lock(L_ANON_VMA_READ, av);
+  // folio_lock_anon_vma_read: the root's rwsem (the folio's own anon_vma may be a child's).
+  const av = folioAnonVma(k, head);
+  if (av) yield* anonVmaLockRead(av);
   const spans = anonRmapVmas(k, head).map((vma) => [vma, folioVpn(k, vma, head)] as const);
   walk: for (const [vma, first] of spans) {
     const droppable = (vma.flags & VM_DROPPABLE) !== 0;
@@ -450,7 +440,7 @@ function* discardLazyfree(k: Kernel, head: number): Step<void> {
       if (!ok) break walk;
     }
   }
-  yield unlock(L_ANON_VMA_READ, av);
+  if (av) yield* anonVmaUnlockRead(av);
 }
 
 /** unmap_huge_pmd_locked → __discard_anon_folio_pmd_locked: drop a clean lazy-free THP whole. */
@@ -499,7 +489,7 @@ function* discardPtes(
 ): Step<boolean> {
   const pte = k.pt.pte;
   const ptrs = k.geo.ptrsPerPte;
-  const pteT: number = yield* lockPteTable(k, pmdT, pmdI);
+  const pteT: number = yield* call(pteOffsetMapLock(k, pmdT, pmdI));
   if (!pteT) return true;
   let dirty = (k.folios.flags[head] & PG_DIRTY) !== 0;
   const hits: number[] = [];
@@ -511,7 +501,7 @@ function* discardPtes(
   }
   if (dirty && !droppable) {
     redirtied(k, head);
-    yield unlock(L_PTE_LOCK, pteT);
+    yield* pteUnmapUnlock(pteT);
     return false;
   }
   for (let h = 0; h < hits.length;) {
@@ -521,7 +511,7 @@ function* discardPtes(
     rmapRemovePtes(k, head, head + (hits[h] - first), run, vma);
     h += run;
   }
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
   if (hits.length) k.folioPut(head, hits.length);
   return true;
 }
@@ -594,7 +584,7 @@ function* freePtes(
   const f = k.folios;
   const pte = k.pt.pte;
   const ptrs = k.geo.ptrsPerPte;
-  let pteT: number = yield* lockPteTable(k, pmdT, pmdI);
+  let pteT: number = yield* call(pteOffsetMapLock(k, pmdT, pmdI));
   if (!pteT) return;
   const endI = ((end - 1) % ptrs) + 1;
   for (let i = start % ptrs; i < endI;) {
@@ -622,7 +612,7 @@ function* freePtes(
     const n = f.nrPagesOf(head);
     let nr = 1;
     if (n > 1) {
-      nr = pteBatch(k, pteT, i, endI, pfn, head);
+      nr = pteBatch(k, pteT, i, endI, head);
       if (nr < n) {
         // Partly covered: only the covered pages become lazy-free.
         const r: Resplit = yield* splitPartlyCovered(k, head, nr, pmdT, pmdI, pteT);
@@ -656,5 +646,5 @@ function* freePtes(
     markLazyfree(k, head);
     i += nr;
   }
-  yield unlock(L_PTE_LOCK, pteT);
+  yield* pteUnmapUnlock(pteT);
 }

@@ -21,6 +21,7 @@ import {
   T_DETACHED,
   type TableLevel,
 } from './pgtable.ts';
+import { folioPteBatch } from './pte-batch.ts';
 import { rmapRemovePmd, rmapRemovePtes } from './rmap.ts';
 import { splitHugePmd } from './split.ts';
 import {
@@ -105,15 +106,10 @@ function* zapPtes(
         pte.clear(pteT, i);
         continue;
       }
-      // folio_pte_batch: consecutive PTEs mapping consecutive pages of one folio go together,
-      // so a large folio unmapped whole never looks partially mapped on the way.
-      const last = head + (1 << f.order[head]);
-      let nr = 1;
-      while (vpn + nr < end && val + nr < last) {
-        const b = pte.getBits(pteT, i + nr);
-        if ((b & E_TYPE_MASK) !== E_PRESENT || pte.getVal(pteT, i + nr) !== val + nr) break;
-        nr++;
-      }
+      // Consecutive PTEs mapping consecutive pages of one folio go together, so a large folio
+      // unmapped whole never looks partially mapped on the way.
+      const at = pteT * pte.entriesPerTable + i;
+      const nr = folioPteBatch(f, head, pte.bits, pte.val, at, end - vpn);
       for (let j = 0; j < nr; j++) {
         // zap_present_folio_ptes: a page-cache folio inherits the dirty bit of its entries.
         if (pte.getBits(pteT, i + j) & B_DIRTY && f.flags[head] & PG_FILE) f.set(head, PG_DIRTY);

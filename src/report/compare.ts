@@ -94,7 +94,7 @@ function variantName(v: CompareVariant): string {
 }
 
 /** The scenario with the variant's policy and sysfs values (replacing the header's for a path). */
-function applyVariant(s: Scenario, v: CompareVariant): Scenario {
+export function applyVariant(s: Scenario, v: CompareVariant): Scenario {
   const sysfs: NonNullable<Scenario['sysfs']> = {};
   const over = new Set(v.knobs.map(([p]) => sysfsRelPath(p)));
   for (const [p, x] of Object.entries(s.sysfs ?? {})) if (!over.has(sysfsRelPath(p))) sysfs[p] = x;
@@ -104,7 +104,8 @@ function applyVariant(s: Scenario, v: CompareVariant): Scenario {
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
-function summarise(r: RunResult, v: CompareVariant): CompareRun {
+/** What one run of the comparison reached (see CompareRun). */
+export function summarise(r: RunResult, v: CompareVariant): CompareRun {
   const final = r.reports[r.reports.length - 1];
   const pageKb = r.config.pageSize / 1024;
   const anonKb = sum(final.processes.map((p) => p.totals.Anonymous));
@@ -180,6 +181,17 @@ export interface CompareOptions {
   onProgress?: (run: number, runs: number, p: Progress) => void;
 }
 
+/** The comparison result from its runs (in variant order) and the first run's config. */
+export function compareResult(s: Scenario, config: RunConfig, runs: CompareRun[]): CompareResult {
+  return {
+    format: 'thpsim-compare',
+    version: 1,
+    scenario: { name: s.name, ...(s.description ? { description: s.description } : {}) },
+    config,
+    runs,
+  };
+}
+
 /** Run the scenario once per variant. */
 export function runCompare(
   s: Scenario,
@@ -196,13 +208,7 @@ export function runCompare(
     config ??= result.config;
     runs.push(summarise(result, v));
   });
-  return {
-    format: 'thpsim-compare',
-    version: 1,
-    scenario: { name: s.name, ...(s.description ? { description: s.description } : {}) },
-    config: config!,
-    runs,
-  };
+  return compareResult(s, config!, runs);
 }
 
 // ---- text ------------------------------------------------------------------------------------

@@ -9,6 +9,107 @@ import type { CheckTrace } from './model.ts';
 
 const num = z.number().finite();
 
+const int = z.number().int();
+const str = z.string();
+const counts = z.record(z.string(), num);
+
+const pmdMap = z.looseObject({
+  addr: num,
+  order: int,
+  huge: z.boolean(),
+  ptes: str.optional(),
+  folios: z.array(z.tuple([num, num, num, num])).optional(),
+});
+
+const tlbSchema = z.looseObject({
+  model: str,
+  assumptions: z.array(str),
+  accesses: num,
+  l1Misses: num,
+  misses: num,
+  missRate: num,
+  baselineMisses: num,
+  classes: z.array(z.looseObject({ name: str, bytes: num, accesses: num, resident: num })),
+  reachBytes: num,
+  baseReachBytes: num,
+});
+
+/** RunMetrics (src/report/model.ts): every field the report and the viewer read, typed. */
+const metricsSchema = z.looseObject({
+  format: z.literal('thpsim-metrics'),
+  version: z.literal(1),
+  pageKb: num.positive(),
+  pmdOrder: int.min(1).max(30),
+  orders: z.array(int.min(0).max(30)),
+  samples: z.array(
+    z.looseObject({
+      t: num,
+      event: int.nullable(),
+      byOrderKb: counts,
+      anonKb: num,
+      bloatKb: num,
+      freeKb: num,
+      counters: counts,
+    }),
+  ),
+  samplesDropped: num,
+  creep: z.array(
+    z.looseObject({
+      t: num,
+      proc: str,
+      addr: num,
+      vma: str.optional(),
+      fromOrder: int,
+      toOrder: int,
+      sinceMs: num,
+    }),
+  ),
+  collapseCosts: z.array(
+    z.looseObject({ t: num, order: int, pages: num, copied: num, zeroed: num, us: num }),
+  ),
+  buddyinfo: z.array(num),
+  buddyinfoByReport: z.array(z.looseObject({ label: str, t: num, free: z.array(num) })),
+  tlb: tlbSchema,
+  maps: z.array(
+    z.looseObject({
+      label: str,
+      t: num,
+      vmas: z.array(
+        z.looseObject({
+          proc: str,
+          name: str,
+          start: num,
+          end: num,
+          kind: z.enum(['anon', 'file', 'shmem']),
+          flags: str,
+          pmds: z.array(pmdMap),
+        }),
+      ),
+    }),
+  ),
+  explain: z.array(
+    z.looseObject({
+      t: num,
+      proc: str,
+      vma: str.optional(),
+      vmaOffset: num.optional(),
+      addr: num,
+      bits: str,
+      nr: int,
+      pmdOrder: int,
+      enabled: num,
+      unmapped: num,
+      lo: num,
+      hi: num,
+      maxPtesNone: num,
+      madvise: z.boolean(),
+      policy: str,
+      attempts: z.array(z.looseObject({ offset: num, order: int, result: str })),
+    }),
+  ),
+  explainDropped: num,
+});
+
 const runSchema = z.looseObject({
   format: z.literal('thpsim-run'),
   version: z.literal(1),
@@ -34,17 +135,7 @@ const runSchema = z.looseObject({
       }),
     )
     .min(1, 'a run result has at least one report'),
-  metrics: z
-    .looseObject({
-      format: z.literal('thpsim-metrics'),
-      version: z.literal(1),
-      samples: z.array(z.looseObject({ t: num })),
-      maps: z.array(z.looseObject({ label: z.string(), vmas: z.array(z.unknown()) })),
-      explain: z.array(z.unknown()),
-      buddyinfo: z.array(num),
-      tlb: z.looseObject({ accesses: num }),
-    })
-    .optional(),
+  metrics: metricsSchema.optional(),
 });
 
 const compareSchema = z.looseObject({

@@ -27,7 +27,7 @@ function esc(s: string): string {
     .replace(/"/g, '&quot;');
 }
 
-function plotSvg(options: Plot.PlotOptions): string {
+export function plotSvg(options: Plot.PlotOptions): string {
   const { document } = parseHTML('<!doctype html><html><body></body></html>');
   const el = Plot.plot({ ...options, document } as Plot.PlotOptions) as unknown as {
     outerHTML: string;
@@ -38,7 +38,7 @@ function plotSvg(options: Plot.PlotOptions): string {
 }
 
 /** An SVG page: a title, a legend (label, colour) and a body SVG below them. */
-function page(
+export function page(
   title: string,
   legend: Array<[string, string]>,
   body: string,

@@ -1,6 +1,5 @@
 // One clear, one-line message per bad scenario: "<source>: <field path>: <what was expected>".
 
-import { statSync } from 'node:fs';
 import { z } from 'zod';
 import { closest } from './did-you-mean.ts';
 import { describeValue } from './size.ts';
@@ -229,12 +228,4 @@ export function fileErrorText(e: unknown): string {
   return ((e as Error | undefined)?.message ?? String(e)).replace(/\s*\n\s*/g, ' ').trim();
 }
 
-/** Whether path names a directory (checked before a name-based guess, so the message is right). */
-export function isDirectory(path: string): boolean {
-  if (path === '-') return false;
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
+export { isDirectory } from './is-directory.ts';

@@ -20,6 +20,8 @@ export const DEFAULT_GEOMETRY: GeometryName = 'x86-64-4k';
 
 /** Timeline events after unrolling; a guard against a repeat count that is far too large. */
 const MAX_EVENTS = 1_000_000;
+/** Loop iterations in all: an empty body adds no events, but still costs a step per iteration. */
+const MAX_ITERATIONS = 1_000_000;
 
 export interface ResolveOptions {
   /** Overrides the header's geometry. */
@@ -135,6 +137,7 @@ export function resolveScenario(
 
   const timeline: TimelineEvent[] = [];
   const sources: string[] = [];
+  let iterations = 0;
   const walk = (
     events: readonly SpecEvent[],
     prefix: string,
@@ -168,6 +171,11 @@ export function resolveScenario(
           return r.data!;
         });
         for (let it = 0; it < n; it++) {
+          if (++iterations > MAX_ITERATIONS)
+            fail(
+              `${path}.count`,
+              `the timeline's repeats run more than ${MAX_ITERATIONS} iterations in all (count ${n})`,
+            );
           const inner = new Map(env);
           inner.set(varName, { v: it, bytes: false });
           const itPath = `${path}[${e.var ?? 'i'}=${it}]`;

@@ -17,10 +17,17 @@ export const BINARY_UNITS: Readonly<Record<string, number>> = {
   t: 2 ** 40,
   tb: 2 ** 40,
   tib: 2 ** 40,
+  p: 2 ** 50,
+  pb: 2 ** 50,
+  pib: 2 ** 50,
+  e: 2 ** 60,
+  eb: 2 ** 60,
+  eib: 2 ** 60,
 };
 
 /** The units formatSize() writes, largest first. */
 const FORMAT_UNITS: readonly [string, number][] = [
+  ['PiB', 2 ** 50],
   ['TiB', 2 ** 40],
   ['GiB', 2 ** 30],
   ['MiB', 2 ** 20],
@@ -30,10 +37,16 @@ const FORMAT_UNITS: readonly [string, number][] = [
 export const SIZE_HINT = 'a size like "2MiB" or a number of bytes';
 
 export class SizeError extends Error {
-  constructor(readonly input: unknown) {
-    super(`expected ${SIZE_HINT}, got ${describeValue(input)}`);
+  constructor(
+    readonly input: unknown,
+    reason?: string,
+  ) {
+    super(`expected ${SIZE_HINT}, got ${describeValue(input)}${reason ? ` (${reason})` : ''}`);
   }
 }
+
+/** The largest size counted exactly (2^53 - 1 bytes, just under 8 PiB). */
+export const MAX_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
 
 /** A short, one-line rendering of a value for error messages. */
 export function describeValue(v: unknown): string {
@@ -71,6 +84,8 @@ export function parseSize(input: unknown): number {
   } else {
     throw new SizeError(input);
   }
+  if (Number.isInteger(bytes) && bytes > MAX_SIZE_BYTES)
+    throw new SizeError(input, 'more than 8PiB, the largest size the model counts exactly');
   if (!Number.isSafeInteger(bytes) || bytes < 0) throw new SizeError(input);
   return bytes;
 }

@@ -23,7 +23,28 @@ import {
   X_NEXT_TAIL,
 } from './format.ts';
 
-export class CaptureError extends Error {}
+/** A capture failure; `unavailable` when it is the machine's permissions, not the input. */
+export class CaptureError extends Error {
+  constructor(
+    message: string,
+    readonly unavailable = false,
+  ) {
+    super(message);
+  }
+}
+
+/** CAP_SYS_PTRACE (include/uapi/linux/capability.h): overrides the ptrace access check. */
+const CAP_SYS_PTRACE = 19n;
+
+/** Whether this process has CAP_SYS_PTRACE in its effective set (/proc/self/status CapEff). */
+function hasSysPtrace(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m !== null && ((BigInt('0x' + m[1]) >> CAP_SYS_PTRACE) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
 
 /** kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
 const KPF_ANON = 12;
@@ -44,10 +65,19 @@ function procError(pid: number, file: string, e: unknown): CaptureError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ESRCH')
     return new CaptureError(`no process ${pid} (it does not exist or has exited)`);
-  if (code === 'EACCES' || code === 'EPERM')
+  if (code === 'EACCES' || code === 'EPERM') {
+    const where = `permission denied (${code}) reading /proc/${pid}/${file}`;
+    if (process.getuid?.() !== 0)
+      return new CaptureError(`${where}: run as root or as the process's user`, true);
+    // Root is refused only by the ptrace access check (__ptrace_may_access): the target is not
+    // dumpable or lives in another user namespace, and this process lacks CAP_SYS_PTRACE.
     return new CaptureError(
-      `permission denied reading /proc/${pid}/${file}: run as root or as the process's user`,
+      hasSysPtrace()
+        ? `${where}: refused although running as root with CAP_SYS_PTRACE (a security module, or another user namespace)`
+        : `${where}: running as root without CAP_SYS_PTRACE, and the kernel's ptrace access check refuses a process that is not dumpable or in another user namespace`,
+      true,
     );
+  }
   return new CaptureError(`cannot read /proc/${pid}/${file}: ${(e as Error).message}`);
 }
 

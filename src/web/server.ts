@@ -19,8 +19,10 @@ import { dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const WEB_DIR = dirname(fileURLToPath(import.meta.url));
-export const APP_DIR = join(WEB_DIR, 'app');
+// The repository root, from src/web or the compiled dist/web alike; the page is built from the
+// sources in src/web/app (never compiled to dist).
 const ROOT = join(WEB_DIR, '..', '..');
+export const APP_DIR = join(ROOT, 'src', 'web', 'app');
 /** Sources the bundle is made of (a change to any of them rebuilds it). */
 const SOURCE_DIRS = [APP_DIR, join(ROOT, 'src', 'report'), join(ROOT, 'src', 'khugepaged', 'mthp')];
 const CACHE_DIR = join(ROOT, 'node_modules', '.cache', 'thpsim-view');

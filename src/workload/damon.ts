@@ -108,8 +108,12 @@ export function* parseDamonPerfScript(src: LineSource): Generator<DamonSnapshot>
   if (!any) throw new InputError(src.name, 0, 'no damon:damon_aggregated records');
 }
 
+/** damo writes big numbers with thousands separators: "94,827,419,009,024". */
+const DIGITS = /^[0-9][0-9,]*$/;
+
 function num(v: unknown, what: string, name: string): number {
-  const n = typeof v === 'string' ? Number(v.replace(/,/g, '')) : v;
+  // Number('') and Number(' ') are 0: only digits (and separators) count as a number.
+  const n = typeof v === 'string' ? (DIGITS.test(v) ? Number(v.replace(/,/g, '')) : NaN) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
     throw new InputError(
       name,
@@ -130,11 +134,21 @@ export function parseDamonJson(path: string, bytes?: Buffer): DamonSnapshot[] {
   }
   let text: string;
   if (data[0] === 0x78) {
+    let r: { buffer: Buffer; engine: { bytesWritten: number } };
     try {
-      text = inflateSync(data, { maxOutputLength: MAX_JSON_BYTES }).toString('utf8');
+      r = inflateSync(data, { maxOutputLength: MAX_JSON_BYTES, info: true }) as unknown as typeof r;
     } catch (e) {
       throw new InputError(path, 0, `not zlib data or truncated: ${(e as Error).message}`);
     }
+    // The engine stops at the end of the zlib stream; anything after it is not part of the record.
+    const extra = data.length - r.engine.bytesWritten;
+    if (extra > 0)
+      throw new InputError(
+        path,
+        0,
+        `${extra} bytes after the end of the zlib stream (at byte ${r.engine.bytesWritten}): corrupted or two files joined?`,
+      );
+    text = r.buffer.toString('utf8');
   } else text = data.toString('utf8');
   let doc: unknown;
   try {

@@ -179,4 +179,6 @@ export function* parseJsonlTrace(
         break;
     }
   }
+  // As lackey and DAMON do: a trace without one event is a mistake, not an empty workload.
+  if (events === 0) throw new InputError(src.name, 0, 'no events in the trace');
 }

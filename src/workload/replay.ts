@@ -8,6 +8,8 @@ import type { GeometryName } from '../mm/geometry.ts';
 import type { ProfileName } from '../mm/profile.ts';
 import { memcgFork } from '../mm/memcg.ts';
 import { type Advice, Errno, Machine, type Mm } from '../sim/machine.ts';
+import { RamSizeError } from '../mm/ram.ts';
+import { formatSize } from '../scenario/size.ts';
 import { InputError } from './lines.ts';
 
 export interface ReplayHeader {
@@ -105,6 +107,8 @@ export interface ReplayResult {
 
 /** 2 MiB: the unit in which `ensure` maps memory for address-only inputs. */
 const ENSURE_CHUNK = 2 * 1024 * 1024;
+/** How far the regions of one process may spread, in multiples of RAM. */
+const MAX_SPAN_PER_RAM = 4;
 
 export class Replayer {
   private machine: Machine | null = null;
@@ -149,14 +153,20 @@ export class Replayer {
   private get m(): Machine {
     if (this.machine) return this.machine;
     const h = this.header;
-    const m = new Machine({
-      geometry: h.geometry,
-      profile: h.profile,
-      ramBytes: h.ram ?? 4 * 2 ** 30,
-      swapBytes: h.swap ?? 0,
-      seed: h.seed ?? 1,
-      collapsePolicy: this.opts.policy,
-    });
+    let m: Machine;
+    try {
+      m = new Machine({
+        geometry: h.geometry,
+        profile: h.profile,
+        ramBytes: h.ram ?? 4 * 2 ** 30,
+        swapBytes: h.swap ?? 0,
+        seed: h.seed ?? 1,
+        collapsePolicy: this.opts.policy,
+      });
+    } catch (e) {
+      if (e instanceof RamSizeError) throw new InputError(this.opts.source, 0, e.message);
+      throw e;
+    }
     for (const [path, value] of [...(h.sysfs ?? []), ...(this.opts.sysfs ?? [])]) {
       try {
         m.sysfsWrite(path, value);
@@ -305,6 +315,19 @@ export class Replayer {
           const p = this.proc(op, op.proc, true);
           const first = Math.floor(op.addr / ENSURE_CHUNK);
           const last = Math.floor((op.addr + Math.max(op.length, 1) - 1) / ENSURE_CHUNK);
+          // Mapping costs work per chunk: a region no process of this machine could touch, or
+          // regions spanning far more than its RAM, are a corrupted record, not a workload.
+          const ram = m.kernel.nrPages * m.kernel.geo.pageSize;
+          if (op.length > ram)
+            this.fail(
+              op,
+              `region 0x${op.addr.toString(16)}-0x${(op.addr + op.length).toString(16)} (${formatSize(op.length)}) is larger than the machine's RAM (${formatSize(ram)}); give --ram for a bigger machine`,
+            );
+          if ((p.chunks.size + last - first + 1) * ENSURE_CHUNK > MAX_SPAN_PER_RAM * ram)
+            this.fail(
+              op,
+              `the regions of ${op.proc} span more than ${MAX_SPAN_PER_RAM} times the machine's RAM (${formatSize(ram)}); give --ram for a bigger machine`,
+            );
           for (let c = first; c <= last; c++) {
             if (p.chunks.has(c)) continue;
             m.mmap(p.mm, {

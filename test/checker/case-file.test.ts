@@ -60,7 +60,7 @@ describe('checker case files', () => {
     bad({ threads: [{ walker: 'migrate', page: 9 }] }, /threads\[0\]\.page: page 9 is not written/);
     bad(
       { world: { shared: false }, threads: [{ walker: 'fault', page: 3, vma: 'B' }] },
-      /only with world\.shared/,
+      /threads\[0\]\.vma: no VMA "B" in the world \(it has A\)/,
     );
     bad({ version: 2 }, /^f\.yaml: version/);
   });
@@ -103,5 +103,7 @@ describe('checker case files', () => {
     const r = thpsim(['check', 'examples/check/r1-v5-fault.yaml']);
     expect(r.status).toBe(1);
     expect(r.stdout).toContain('"transient-none" violated');
+    // The replay hint names the file, which is what reruns it.
+    expect(r.stdout).toMatch(/replay: thpsim check examples\/check\/r1-v5-fault\.yaml --replay \S+/);
   });
 });

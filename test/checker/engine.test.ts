@@ -81,9 +81,13 @@ describe('checker engine', () => {
     expect(t.result).toBe(43);
   });
 
-  it('bounded search without sleep sets finds the leftover migration entry; with them it can miss it', () => {
+  it('bounded search finds the leftover migration entry with the bounded sleep sets and without reduction; plain sleep sets miss it', () => {
     const c = R1_EARLY_ANON_VMA_UNLOCK_MIGRATION;
-    expect(explore(c).counterexample?.property).toBe('quiescence');
+    const bounded = explore(c);
+    expect(bounded.counterexample?.property).toBe('quiescence');
+    expect(bounded.counterexample?.preemptions).toBe(2);
+    expect(bounded.sleepPruned).toBeGreaterThan(0);
+    expect(explore(c, { reduction: 'none' }).counterexample?.preemptions).toBe(2);
     const pruned = explore(c, { sleepSets: true });
     expect(pruned.sleepPruned).toBeGreaterThan(0);
     expect(pruned.ok).toBe(true);

@@ -1,7 +1,8 @@
 // How many none/zero PTEs a region of each order may hold (collapse_max_ptes_none), under the
 // merged rule and the designs from the review history.
 
-export type CollapsePolicy = 'v19' | 'v11-stack' | 'v10-scaled' | 'v11-cap' | 'pte-level';
+export type CollapsePolicy =
+  'v19' | 'v11-stack' | 'v10-scaled' | 'v11-cap' | 'pte-level' | 'rounds';
 
 export const COLLAPSE_POLICIES: readonly CollapsePolicy[] = [
   'v19',
@@ -9,6 +10,7 @@ export const COLLAPSE_POLICIES: readonly CollapsePolicy[] = [
   'v10-scaled',
   'v11-cap',
   'pte-level',
+  'rounds',
 ];
 
 /** One line per policy, for --help and reports. */
@@ -18,6 +20,8 @@ export const COLLAPSE_POLICY_DESCRIPTIONS: Record<CollapsePolicy, string> = {
   'v10-scaled': 'v4..v10: 4-PTE chunk bitmap, max_ptes_none scaled per order (creeps)',
   'v11-cap': 'v11/v12: max_ptes_none scaled per order, silently capped at HPAGE_PMD_NR/2-1',
   'pte-level': 'proposed: mTHP collapse inside the attached table, VMAs smaller than a PMD',
+  rounds:
+    'mm/collapse.c: sources frozen with migration entries + folio_ref_freeze under mmap_read, batched rounds',
 };
 
 export interface ThresholdInput {
@@ -72,6 +76,7 @@ export function maxPtesNoneFor(
     case 'v19':
     case 'v11-stack':
     case 'pte-level':
+    case 'rounds':
       return maxPtesNoneV19;
     case 'v10-scaled':
       return maxPtesNoneV10Scaled;
@@ -88,4 +93,12 @@ export function policyWarnsUnsupported(policy: CollapsePolicy): boolean {
 /** Policies whose order walk is the explicit stack (v4..v18). */
 export function policyUsesStack(policy: CollapsePolicy): boolean {
   return policy === 'v11-stack' || policy === 'v10-scaled';
+}
+
+/**
+ * Designs that never detach a page table another VMA may use, and so reach the parts of PMD
+ * ranges a VMA covers only in part (VMAs smaller than a PMD, ranges shared by several VMAs).
+ */
+export function policyReachesSubPmd(policy: CollapsePolicy): boolean {
+  return policy === 'pte-level' || policy === 'rounds';
 }
