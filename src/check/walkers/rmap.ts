@@ -3,10 +3,10 @@
 
 import { z } from 'zod';
 import { tryToUnmapFile } from '../../mm/filemap.ts';
-import { PG_LOCKED } from '../../mm/folio.ts';
+import { folioLock, folioUnlock } from '../../mm/folio-lock.ts';
 import type { Kernel } from '../../mm/kernel.ts';
 import { doMadvise } from '../../mm/madvise.ts';
-import { L_FOLIO_LOCK, type Step, lock, unlock } from '../../mm/step.ts';
+import type { Step } from '../../mm/step.ts';
 import { folioReferenced } from '../../walkers/folio-referenced.ts';
 import { migrateFolio, rmapWalkAnon } from '../../walkers/rmap-walk.ts';
 import { page, populatedPage, rangeBase, vmaOfPage } from './fields.ts';
@@ -87,13 +87,10 @@ export const MIGRATE = walker({
 
 /** shrink_folio_list's part for a page-cache folio: lock it, try_to_unmap, unlock. */
 function* unmapFileFolio(k: Kernel, head: number): Step<void> {
-  const f = k.folios;
   k.folioGet(head);
-  yield lock(L_FOLIO_LOCK, head);
-  f.set(head, PG_LOCKED);
+  yield* folioLock(k, head);
   yield* tryToUnmapFile(k, head);
-  f.clear(head, PG_LOCKED);
-  yield unlock(L_FOLIO_LOCK, head);
+  yield* folioUnlock(k, head);
   k.folioPut(head);
 }
 

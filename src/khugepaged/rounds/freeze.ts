@@ -3,7 +3,8 @@
 // migration entries in their PTEs, then a frozen reference count -- and flush the TLB range
 // once before the lock is dropped. A refusal part way unwinds what it displaced.
 
-import { PG_ANON, PG_LOCKED } from '../../mm/folio.ts';
+import { folioTrylock, folioUnlock } from '../../mm/folio-lock.ts';
+import { PG_ANON } from '../../mm/folio.ts';
 import {
   folioExpectedRefCount,
   folioRefFreeze,
@@ -14,15 +15,7 @@ import type { Kernel } from '../../mm/kernel.ts';
 import { makeReadableMigrationEntry } from '../../mm/migration-entry.ts';
 import { pteOffsetMapLock, pteUnmapUnlock } from '../../mm/pagewalk.ts';
 import { B_SOFT_DIRTY, B_UFFD_WP, E_NONE, E_PRESENT, E_TYPE_MASK } from '../../mm/pgtable.ts';
-import {
-  L_FOLIO_LOCK,
-  S_PTE_ENTRY,
-  type Step,
-  tlbFlushRange,
-  trylock,
-  unlock,
-  writeShared,
-} from '../../mm/step.ts';
+import { S_PTE_ENTRY, type Step, tlbFlushRange, writeShared } from '../../mm/step.ts';
 import type { Vma } from '../../mm/vma.ts';
 import type { CollapseControl } from '../control.ts';
 import { cleanLazyfree, pteNoneOrZero } from '../scan-pmd.ts';
@@ -166,12 +159,6 @@ function* unfreezeCandidate(
   }
 }
 
-/** folio_unlock of a source the freeze locked. */
-export function* folioUnlock(k: Kernel, head: number): Step<void> {
-  k.folios.clear(head, PG_LOCKED);
-  yield unlock(L_FOLIO_LOCK, head);
-}
-
 /**
  * collapse_freeze_candidate: span by span, take a reference and the folio lock, save the PTEs,
  * replace them by migration entries (clear and store in one step under the PTE lock: the clear
@@ -217,14 +204,11 @@ function* freezeCandidate(
       result = 'SCAN_PAGE_COUNT';
       break;
     }
-    const got = (yield trylock(L_FOLIO_LOCK, head)) as boolean;
-    if (!got || f.flags[head] & PG_LOCKED) {
-      if (got) yield unlock(L_FOLIO_LOCK, head);
+    if (!(yield* folioTrylock(k, head))) {
       k.folioPut(head);
       result = 'SCAN_PAGE_LOCK';
       break;
     }
-    f.set(head, PG_LOCKED);
     const nr = liveSpan(k, base, i, n);
     yield writeShared(S_PTE_ENTRY, base + i);
     for (let j = 0; j < nr; j++) {

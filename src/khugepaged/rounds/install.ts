@@ -7,10 +7,10 @@ import { mapAnonFolioPmd, mapAnonFolioPtes, swapCacheMaybeDrop } from '../../mm/
 import { folioExpectedRefCount, folioRefUnfreeze } from '../../mm/folio-ref-freeze.ts';
 import type { Kernel } from '../../mm/kernel.ts';
 import { isMigrationEntry } from '../../mm/migration-entry.ts';
-import { entryLoc, pteOffsetMapLock, pteUnmapUnlock } from '../../mm/pagewalk.ts';
+import { entryLoc, pteFreeDefer, pteOffsetMapLock, pteUnmapUnlock } from '../../mm/pagewalk.ts';
+import { folioUnlock } from '../../mm/folio-lock.ts';
 import { pmdpCollapseFlush } from '../../mm/pmdp-collapse-flush.ts';
 import { E_NONE, E_TABLE, E_TYPE_MASK } from '../../mm/pgtable.ts';
-import { pteFreeDefer } from '../../mm/pte-free-defer.ts';
 import { rmapRemovePtes } from '../../mm/rmap.ts';
 import {
   L_PMD_LOCK,
@@ -33,7 +33,7 @@ import {
   type Candidate,
   type RoundPool,
 } from './candidate.ts';
-import { folioUnlock, savedSpan } from './freeze.ts';
+import { savedSpan } from './freeze.ts';
 import { traceCandidate } from './trace.ts';
 
 /**
