@@ -355,6 +355,29 @@ export class Runner {
   }
 }
 
+/**
+ * The verdict of a search: a counterexample if one was found; else vacuous if some `sometimes`
+ * was never reached (the race window the case is about never opened); else verified. A replayed
+ * schedule proves what it shows; it is not a search that must reach every window.
+ */
+export function judge(
+  props: CaseProperties,
+  reached: ReadonlyMap<string, number[]>,
+  found: boolean,
+  replay: boolean,
+): { sometimes: SometimesResult[]; verdict: CheckReport['verdict'] } {
+  const sometimes = props.sometimes.map((p): SometimesResult => {
+    const at = reached.get(p.name);
+    return { name: p.name, text: p.text, reached: !!at, ...(at ? { schedule: at } : {}) };
+  });
+  const verdict = found
+    ? 'counterexample'
+    : !replay && sometimes.some((s) => !s.reached)
+      ? 'vacuous'
+      : 'verified';
+  return { sometimes, verdict };
+}
+
 /** Explore a case; see ExploreOptions for the modes. */
 export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
   const t0 = performance.now();
@@ -417,16 +440,7 @@ export function explore(c: CheckCase, o: ExploreOptions = {}): CheckReport {
       violationStep: Math.min(v.step, Math.max(0, ex.trace.length - 1)),
     };
   }
-  const sometimes: SometimesResult[] = r.props.sometimes.map((p) => {
-    const at = r.reached.get(p.name);
-    return { name: p.name, text: p.text, reached: !!at, ...(at ? { schedule: at } : {}) };
-  });
-  // A replayed schedule proves what it shows; it is not a search that must reach every window.
-  const verdict: CheckReport['verdict'] = found
-    ? 'counterexample'
-    : !o.replay && sometimes.some((s) => !s.reached)
-      ? 'vacuous'
-      : 'verified';
+  const { sometimes, verdict } = judge(r.props, r.reached, !!found, !!o.replay);
   return {
     case: c.id,
     title: c.title,

@@ -15,11 +15,11 @@ import {
   Runner,
   type SearchTotals,
   explore,
+  judge,
   naiveLog10,
   schedulePrefixes,
   searchBound,
 } from './explore.ts';
-import type { SometimesResult } from './property.ts';
 import type { SearchNode } from './reduction/search-node.ts';
 
 /** One unit of work: a schedule prefix of one bound's search, with its search state. */
@@ -185,15 +185,7 @@ export async function exploreParallel(
     pool.close();
   }
   const cx = found ? explore(c, { ...uo, replay: found.schedule }).counterexample : undefined;
-  const sometimes: SometimesResult[] = r.props.sometimes.map((p) => {
-    const at = reached.get(p.name);
-    return { name: p.name, text: p.text, reached: !!at, ...(at ? { schedule: at } : {}) };
-  });
-  const verdict: CheckReport['verdict'] = found
-    ? 'counterexample'
-    : sometimes.some((s) => !s.reached)
-      ? 'vacuous'
-      : 'verified';
+  const { sometimes, verdict } = judge(r.props, reached, !!found, false);
   return {
     case: c.id,
     title: c.title,

@@ -8,8 +8,10 @@ import type { KernelBug } from '../../mm/kernel.ts';
 import type { Step } from '../../mm/step.ts';
 import { doMadvise } from '../../mm/madvise.ts';
 import { Machine } from '../../sim/machine.ts';
+import { doMunmap } from '../../mm/mmap.ts';
 import { migrateFolio } from '../../walkers/rmap-walk.ts';
 import type { ThreadSpec } from '../explore.ts';
+import { gupWrite } from '../gup-user.ts';
 import { translate } from '../properties.ts';
 import { type CheckWorld, newWorld, tlbUserWrite } from '../world.ts';
 
@@ -95,4 +97,26 @@ export const DONTNEED_B: ThreadSpec = {
   name: 'MADV_DONTNEED on B',
   vma: 'B',
   run: (w) => doMadvise(w.k, w.mms.p, vpnBase(w) + 256, vpnBase(w) + 288, 'dontneed'),
+};
+
+/** Two writes to A[5]: the first caches the translation, the second may use it. */
+export const USER_A: ThreadSpec = {
+  name: 'user writes A[5] twice',
+  run: function* (w, cpu) {
+    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
+    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
+  },
+};
+
+/** A GUP-fast pin of A[3] and a write through it (no mmap or VMA lock). */
+export const GUP_A: ThreadSpec = {
+  name: 'GUP-fast pin of A[3], write through the pin',
+  run: (w, cpu) => gupWrite(w, cpu, w.mms.p, vpnBase(w) + 3),
+};
+
+/** munmap of the whole of A under the mmap write lock. */
+export const MUNMAP_A: ThreadSpec = {
+  name: 'munmap A',
+  vma: 'A',
+  run: (w) => doMunmap(w.k, w.mms.p, w.vmas.A.start, w.vmas.A.end),
 };

@@ -4,11 +4,17 @@
 
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
-import { gupWrite } from '../gup-user.ts';
 import type { Property } from '../property.ts';
 import { clearedBy, entryAccess, stepWhile } from '../windows.ts';
-import { tlbUserWrite } from '../world.ts';
-import { DONTNEED_B, FAULT_B, MIGRATE_B, khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
+import {
+  DONTNEED_B,
+  FAULT_B,
+  GUP_A,
+  MIGRATE_B,
+  USER_A,
+  khugepagedCollapse,
+  pmdWorld,
+} from './common.ts';
 
 const WRITTEN = [...Array.from({ length: 16 }, (_, i) => i), 256, 257];
 
@@ -16,18 +22,6 @@ const collapseA: ThreadSpec = {
   name: 'khugepaged collapse A[0..16) order 4 (pte-level)',
   vma: 'A',
   run: (w) => khugepagedCollapse(w, 0, 4),
-};
-/** Two writes to page 5 of A: the first caches the translation, the second may use it. */
-const userA: ThreadSpec = {
-  name: 'user writes A[5] twice',
-  run: function* (w, cpu) {
-    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
-    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
-  },
-};
-const gupA: ThreadSpec = {
-  name: 'GUP-fast pin of A[3], write through the pin',
-  run: (w, cpu) => gupWrite(w, cpu, w.mms.p, vpnBase(w) + 3),
 };
 
 function pteLevel(
@@ -94,7 +88,7 @@ const A_WINDOWS = [
 export const PTE_LEVEL_A = pteLevel(
   'pte-level-A',
   'GUP-fast and the hardware walker on A itself',
-  [collapseA, gupA, userA],
+  [collapseA, GUP_A, USER_A],
   [],
   'verified',
   'x86-64-4k',
@@ -103,7 +97,7 @@ export const PTE_LEVEL_A = pteLevel(
 export const PTE_LEVEL_A_ARM64 = pteLevel(
   'pte-level-A-arm64',
   'GUP-fast and the hardware walker on A, TLB flushes without IPIs',
-  [collapseA, gupA, userA],
+  [collapseA, GUP_A, USER_A],
   [],
   'verified',
   'arm64-4k',
@@ -113,7 +107,7 @@ export const PTE_LEVEL_A_ARM64 = pteLevel(
 export const PTE_LEVEL_ISOLATE_FIRST = pteLevel(
   'pte-level-isolate-before-clear',
   'reference counts checked before the PTEs are cleared',
-  [collapseA, gupA],
+  [collapseA, GUP_A],
   ['pte-level-isolate-before-clear'],
   ['lost-write'],
 );
@@ -121,7 +115,7 @@ export const PTE_LEVEL_ISOLATE_FIRST = pteLevel(
 export const PTE_LEVEL_COPY_BEFORE_FLUSH = pteLevel(
   'pte-level-copy-before-flush',
   'the old pages copied before the TLB flush',
-  [collapseA, userA],
+  [collapseA, USER_A],
   ['copy-before-flush'],
   ['lost-write'],
 );

@@ -17,9 +17,8 @@ import { doMadvise } from '../../mm/madvise.ts';
 import type { Step } from '../../mm/step.ts';
 import { migrateFolio } from '../../walkers/rmap-walk.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
-import { gupWrite } from '../gup-user.ts';
 import { type CheckWorld, tlbUserWrite } from '../world.ts';
-import { DONTNEED_B, FAULT_B, MIGRATE_B, pmdWorld, vpnBase } from './common.ts';
+import { DONTNEED_B, FAULT_B, GUP_A, MIGRATE_B, USER_A, pmdWorld, vpnBase } from './common.ts';
 
 const SIXTEEN = Array.from({ length: 16 }, (_, i) => i);
 
@@ -53,18 +52,6 @@ const collapsePmd: ThreadSpec = {
   name: 'rounds collapse of the PMD range (order 9)',
   vma: 'A',
   run: (w) => roundsCollapse(w, 0, 9),
-};
-/** Two writes to A[5]: the first caches the translation, the second may use it. */
-const userA: ThreadSpec = {
-  name: 'user writes A[5] twice',
-  run: function* (w, cpu) {
-    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
-    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
-  },
-};
-const gupA: ThreadSpec = {
-  name: 'GUP-fast pin of A[3], write through the pin',
-  run: (w, cpu) => gupWrite(w, cpu, w.mms.p, vpnBase(w) + 3),
 };
 const migrateA: ThreadSpec = {
   name: "migrate A's page 3 (rmap walks)",
@@ -151,7 +138,7 @@ export const ROUNDS_DONTNEED_B = rounds(
 export const ROUNDS_A = rounds(
   'rounds-A',
   'GUP-fast and the hardware walker on A itself',
-  [collapseA, gupA, userA],
+  [collapseA, GUP_A, USER_A],
   {
     shared: true,
     expect: 'verified',
@@ -160,13 +147,13 @@ export const ROUNDS_A = rounds(
 export const ROUNDS_A_ARM64 = rounds(
   'rounds-A-arm64',
   'GUP-fast and the hardware walker on A, TLB flushes without IPIs',
-  [collapseA, gupA, userA],
+  [collapseA, GUP_A, USER_A],
   { shared: true, expect: 'verified', geometry: 'arm64-4k' },
 );
 export const ROUNDS_FAULT_FROZEN = rounds(
   'rounds-fault-frozen',
   'a fault on a frozen source waits',
-  [collapseA, userA],
+  [collapseA, USER_A],
   {
     shared: false,
     expect: 'verified',
@@ -196,13 +183,13 @@ export const ROUNDS_PT_RECLAIM = rounds(
 export const ROUNDS_PMD = rounds(
   'rounds-pmd',
   'PMD order: GUP-fast and the hardware walker on A',
-  [collapsePmd, gupA, userA],
+  [collapsePmd, GUP_A, USER_A],
   { shared: false, expect: 'verified', pmd: true },
 );
 export const ROUNDS_PMD_ARM64 = rounds(
   'rounds-pmd-arm64',
   'PMD order on arm64: GUP-fast and the hardware walker on A',
-  [collapsePmd, gupA, userA],
+  [collapsePmd, GUP_A, USER_A],
   { shared: false, expect: 'verified', pmd: true, geometry: 'arm64-4k' },
 );
 // Broken forms.
@@ -225,13 +212,13 @@ export const ROUNDS_RESTORE_FOREIGN = rounds(
 export const ROUNDS_NO_FREEZE_FLUSH = rounds(
   'rounds-no-freeze-flush',
   'the freeze drops the PTE lock without a TLB flush',
-  [collapseA, userA],
+  [collapseA, USER_A],
   { shared: false, bugs: ['rounds-no-freeze-flush'], expect: ['lost-write'] },
 );
 export const ROUNDS_FREE_OLD_TABLE = rounds(
   'rounds-free-old-table-now',
   'PMD order: the detached table freed at once, not by pte_free_defer',
-  [collapsePmd, gupA],
+  [collapsePmd, GUP_A],
   { shared: false, bugs: ['rounds-free-old-table-now'], expect: ['table-lifetime'], pmd: true },
 );
 

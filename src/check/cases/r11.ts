@@ -5,13 +5,11 @@
 // it is freed; and before that IPI existed, GUP-fast's recheck of the PMD and PTE after taking
 // its reference was all that kept it from pinning a page the collapse had already copied.
 
-import { doMunmap } from '../../mm/mmap.ts';
 import type { KernelBug } from '../../mm/kernel.ts';
 import type { CheckCase, ThreadSpec } from '../explore.ts';
-import { gupWrite } from '../gup-user.ts';
 import { PROPERTIES } from '../properties.ts';
 import { clearedBy, entryAccess, stepWhile } from '../windows.ts';
-import { khugepagedCollapse, pmdWorld, vpnBase } from './common.ts';
+import { GUP_A, MUNMAP_A, khugepagedCollapse, pmdWorld } from './common.ts';
 
 const WRITTEN = [...Array.from({ length: 16 }, (_, i) => i), 20];
 
@@ -19,15 +17,6 @@ const collapse: ThreadSpec = {
   name: 'khugepaged collapse A (PMD order)',
   vma: 'A',
   run: (w) => khugepagedCollapse(w, 0, 9),
-};
-const gup: ThreadSpec = {
-  name: 'GUP-fast pin of A[3], write through the pin',
-  run: (w, cpu) => gupWrite(w, cpu, w.mms.p, vpnBase(w) + 3),
-};
-const munmap: ThreadSpec = {
-  name: 'munmap A',
-  vma: 'A',
-  run: (w) => doMunmap(w.k, w.mms.p, w.vmas.A.start, w.vmas.A.end),
 };
 
 /** munmap discards what was written: with it, lost writes are not a property to check. */
@@ -56,7 +45,7 @@ function r11(
     setup: () =>
       pmdWorld({ shared: false, pmd: true, bugs, written: WRITTEN, geometry: 'arm64-4k' }),
     threads,
-    ...(threads.includes(munmap) ? { properties: NOT_LOST } : {}),
+    ...(threads.includes(MUNMAP_A) ? { properties: NOT_LOST } : {}),
     ...(expect === 'verified' ? { own: [GUP_IN_DETACHED] } : {}),
     // The pin, the collapse's copy and the write through the pin: three switches.
     maxPreemptions: 3,
@@ -66,13 +55,19 @@ function r11(
 }
 
 /** The kernel: the IPI after the detach and the recheck after the reference. */
-export const R11_KERNEL = r11('R11-kernel', 'the kernel', [], [collapse, gup, munmap], 'verified');
+export const R11_KERNEL = r11(
+  'R11-kernel',
+  'the kernel',
+  [],
+  [collapse, GUP_A, MUNMAP_A],
+  'verified',
+);
 /** Without the IPI: GUP-fast reads the deposited table after munmap freed it. */
 export const R11_NO_IPI_SYNC = r11(
   'R11-no-ipi-sync',
   'no tlb_remove_table_sync_one',
   ['no-ipi-sync'],
-  [collapse, gup, munmap],
+  [collapse, GUP_A, MUNMAP_A],
   ['table-lifetime'],
 );
 /** Before either fix: GUP-fast pins a page the collapse already copied; the write is lost. */
@@ -80,7 +75,7 @@ export const R11_NO_RECHECK = r11(
   'R11-no-recheck',
   'no recheck and no IPI (before 2022)',
   ['no-gup-recheck', 'no-ipi-sync'],
-  [collapse, gup],
+  [collapse, GUP_A],
   ['lost-write', 'table-lifetime'],
 );
 /** With the IPI, the recheck is not what keeps collapse safe: verified without it. */
@@ -88,7 +83,7 @@ export const R11_NO_RECHECK_WITH_IPI = r11(
   'R11-no-recheck-with-ipi',
   'no recheck, with the IPI',
   ['no-gup-recheck'],
-  [collapse, gup],
+  [collapse, GUP_A],
   'verified',
 );
 

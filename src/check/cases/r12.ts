@@ -4,26 +4,11 @@
 // has been freed and may be reused.
 
 import type { KernelBug } from '../../mm/kernel.ts';
-import { doMunmap } from '../../mm/mmap.ts';
-import type { CheckCase, ThreadSpec } from '../explore.ts';
+import type { CheckCase } from '../explore.ts';
 import { PROPERTIES } from '../properties.ts';
 import { L_PTE_LOCK } from '../../mm/step.ts';
 import { holding, stepWhile } from '../windows.ts';
-import { tlbUserWrite } from '../world.ts';
-import { pmdWorld, vpnBase } from './common.ts';
-
-const user: ThreadSpec = {
-  name: 'user writes A[5] twice',
-  run: function* (w, cpu) {
-    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
-    yield* tlbUserWrite(w, cpu, w.mms.p, vpnBase(w) + 5);
-  },
-};
-const munmap: ThreadSpec = {
-  name: 'munmap A',
-  vma: 'A',
-  run: (w) => doMunmap(w.k, w.mms.p, w.vmas.A.start, w.vmas.A.end),
-};
+import { MUNMAP_A, USER_A, pmdWorld } from './common.ts';
 
 function r12(id: string, title: string, bugs: KernelBug[], expect: CheckCase['expect']): CheckCase {
   return {
@@ -32,7 +17,7 @@ function r12(id: string, title: string, bugs: KernelBug[], expect: CheckCase['ex
     description:
       'A CPU writes twice to A while A is unmapped: the first write caches the translation and the PMD entry it walked through; munmap frees the PTE table.',
     setup: () => pmdWorld({ shared: false, bugs, written: [0, 5] }),
-    threads: [user, munmap],
+    threads: [USER_A, MUNMAP_A],
     // munmap discards the data by design.
     properties: PROPERTIES.filter((p) => p !== 'lost-write'),
     ...(expect === 'verified'
